@@ -1,0 +1,104 @@
+"""The one place that configures Numba for fastinit.
+
+Every jitted function in the package is declared through the decorators below, so the compile
+options that decide the output bits are stated once:
+
+* ``error_model="numpy"``: no Python-style zero-division checks inside loops (they block SIMD);
+* no ``fastmath``: no reassociation and no FMA contraction, so every float operation is the IEEE
+  operation written in the source and results do not depend on the CPU's instruction set;
+* ``cache=True``: compiled kernels are cached on disk (next to the package, or in Numba's
+  user-wide cache directory when that is not writable; ``NUMBA_CACHE_DIR`` overrides both).
+
+It also holds the two bit-cast primitives the transforms need (float <-> unsigned integer of the
+same width), with a pure NumPy fallback under ``NUMBA_DISABLE_JIT=1``.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+from numba import njit
+from numba.core import types
+from numba.extending import intrinsic
+
+__all__ = [
+    "JIT_DISABLED",
+    "JIT_OPTIONS",
+    "inline_jit",
+    "kernel_jit",
+    "parallel_jit",
+    "f32_bits",
+    "bits_f32",
+    "f64_bits",
+    "bits_f64",
+    "set_num_threads",
+    "get_num_threads",
+]
+
+JIT_DISABLED: bool = bool(numba.config.DISABLE_JIT)
+
+#: options of every fastinit function (overload implementations included)
+JIT_OPTIONS = dict(cache=True, error_model="numpy", nogil=True)
+_COMMON = JIT_OPTIONS
+
+#: small scalar helpers, inlined into their callers at the Numba IR level
+inline_jit = njit(inline="always", **_COMMON)
+
+
+def kernel_jit(func):
+    """Serial kernel: a plain loop over arrays and scalars."""
+    return njit(**_COMMON)(func)
+
+
+def parallel_jit(func):
+    """Parallel driver: ``prange`` over independent chunks of work."""
+    return njit(parallel=True, **_COMMON)(func)
+
+
+def set_num_threads(n: int) -> None:
+    """Use ``n`` threads for fills (at most ``NUMBA_NUM_THREADS``, fixed when Numba starts)."""
+    numba.set_num_threads(n)
+
+
+def get_num_threads() -> int:
+    """Number of threads the fills use now."""
+    return numba.get_num_threads()
+
+
+def _bitcast(src, dst, name):
+    """A Numba intrinsic reinterpreting the bits of a ``src`` scalar as a ``dst`` scalar."""
+
+    @intrinsic
+    def cast(typingctx, x):
+        if x != src:
+            return None
+        sig = dst(src)
+
+        def codegen(context, builder, signature, args):
+            return builder.bitcast(args[0], context.get_value_type(dst))
+
+        return sig, codegen
+
+    cast.__name__ = cast.__qualname__ = name
+    return cast
+
+
+if JIT_DISABLED:  # pure NumPy versions, so NUMBA_DISABLE_JIT=1 runs the same code paths
+
+    def f32_bits(x):
+        return np.float32(x).view(np.uint32)
+
+    def bits_f32(u):
+        return np.uint32(u).view(np.float32)
+
+    def f64_bits(x):
+        return np.float64(x).view(np.uint64)
+
+    def bits_f64(u):
+        return np.uint64(u).view(np.float64)
+
+else:
+    f32_bits = _bitcast(types.float32, types.uint32, "f32_bits")
+    bits_f32 = _bitcast(types.uint32, types.float32, "bits_f32")
+    f64_bits = _bitcast(types.float64, types.uint64, "f64_bits")
+    bits_f64 = _bitcast(types.uint64, types.float64, "bits_f64")

@@ -1,0 +1,293 @@
+"""Parallel fills over boxes of global indices. No validation here: see ``_dispatch``.
+
+Layout (DESIGN.md section 1): element ``i`` of the global C-order flattening belongs to Philox block
+``i // E`` (counter ``(lo32, hi32, 0, 0)`` of the block number) and uses words ``i % E`` of it:
+
+* ``E = 4`` for raw bits and every float32 / bfloat16 / float16 fill: one word per element;
+  normal pairs are words (0, 1) and (2, 3), each pair giving the cos value to its even element
+  and the sin value to its odd element;
+* ``E = 2`` for float64 fills: words (0, 1) to element ``2b``, words (2, 3) to element ``2b + 1``;
+  a float64 normal takes the radius from words (0, 1) and the angle from words (2, 3).
+
+The fill and storage kinds are literal (compile-time) arguments, so each combination compiles to
+its own branch-free loop. Inner loops keep the high counter word invariant and step the low word
+as ``np.uint32``; runs are split so that no inner loop crosses a multiple of 2**32 blocks.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+from numba import literally, prange
+from numba.core import types
+from numba.core.errors import TypingError
+from numba.extending import overload
+
+from ._convert import (
+    box_muller_f32,
+    box_muller_f64,
+    f32_to_bf16_bits,
+    f32_to_f16_bits,
+    normal_ppf,
+    u24,
+    u32_open_f64,
+    u53,
+    u53_open,
+)
+from ._jit import JIT_OPTIONS, inline_jit, kernel_jit, parallel_jit
+from ._philox import philox4x32_10
+
+# what is drawn
+BITS, UNIFORM, NORMAL, TRUNC_NORMAL = 0, 1, 2, 3
+# how it is stored: the array handed to the kernel is uint32, float32, float64 or a uint16 view
+U32, F32, F64, BF16, F16 = 0, 1, 2, 3, 4
+
+_ZERO = np.uint32(0)
+_LOW32 = np.int64(0xFFFFFFFF)
+_BLOCKS_PER_HI = np.int64(1) << np.int64(32)
+
+
+@kernel_jit
+def per_block(store):
+    """Elements per Philox block: 2 for float64, 4 otherwise."""
+    return 2 if store == F64 else 4
+
+
+@inline_jit
+def _uniform(x, p0, p1, p2, p3):
+    """``clamp(low + scale * u, lo, hi)``; parameters ``low, scale, lo, hi`` already in ``x``'s type."""
+    return min(max(p0 + p1 * x, p2), p3)
+
+
+@inline_jit
+def _trunc(u, p0, p1, p2, p3, p4, p5):
+    """``clamp(mean + s * ppf(pa + u * d), lo, hi)`` with ``(pa, d, s, mean, lo, hi)`` = ``p0..p5``."""
+    return min(max(p3 + p2 * normal_ppf(p0 + u * p1), p4), p5)
+
+
+@inline_jit
+def _words(c0, c1, k0, k1):
+    return philox4x32_10(c0, c1, _ZERO, _ZERO, k0, k1)
+
+
+@inline_jit
+def _bits4(c0, c1, k0, k1, p0, p1, p2, p3, p4, p5):
+    return _words(c0, c1, k0, k1)
+
+
+@inline_jit
+def _uniform4(c0, c1, k0, k1, p0, p1, p2, p3, p4, p5):
+    w0, w1, w2, w3 = _words(c0, c1, k0, k1)
+    a, b, lo, hi = np.float32(p0), np.float32(p1), np.float32(p2), np.float32(p3)
+    return (_uniform(u24(w0), a, b, lo, hi), _uniform(u24(w1), a, b, lo, hi),
+            _uniform(u24(w2), a, b, lo, hi), _uniform(u24(w3), a, b, lo, hi))
+
+
+@inline_jit
+def _uniform2(c0, c1, k0, k1, p0, p1, p2, p3, p4, p5):
+    w0, w1, w2, w3 = _words(c0, c1, k0, k1)
+    return (_uniform(u53(w0, w1), p0, p1, p2, p3), _uniform(u53(w2, w3), p0, p1, p2, p3))
+
+
+@inline_jit
+def _normal4(c0, c1, k0, k1, p0, p1, p2, p3, p4, p5):
+    w0, w1, w2, w3 = _words(c0, c1, k0, k1)
+    mean, std = np.float32(p0), np.float32(p1)
+    z0, z1 = box_muller_f32(w0, w1)
+    z2, z3 = box_muller_f32(w2, w3)
+    return (mean + std * z0, mean + std * z1, mean + std * z2, mean + std * z3)
+
+
+@inline_jit
+def _normal2(c0, c1, k0, k1, p0, p1, p2, p3, p4, p5):
+    w0, w1, w2, w3 = _words(c0, c1, k0, k1)
+    z0, z1 = box_muller_f64(w0, w1, w2, w3)
+    return (p0 + p1 * z0, p0 + p1 * z1)
+
+
+@inline_jit
+def _trunc4(c0, c1, k0, k1, p0, p1, p2, p3, p4, p5):
+    w0, w1, w2, w3 = _words(c0, c1, k0, k1)
+    return (np.float32(_trunc(u32_open_f64(w0), p0, p1, p2, p3, p4, p5)),
+            np.float32(_trunc(u32_open_f64(w1), p0, p1, p2, p3, p4, p5)),
+            np.float32(_trunc(u32_open_f64(w2), p0, p1, p2, p3, p4, p5)),
+            np.float32(_trunc(u32_open_f64(w3), p0, p1, p2, p3, p4, p5)))
+
+
+@inline_jit
+def _trunc2(c0, c1, k0, k1, p0, p1, p2, p3, p4, p5):
+    w0, w1, w2, w3 = _words(c0, c1, k0, k1)
+    return (_trunc(u53_open(w0, w1), p0, p1, p2, p3, p4, p5),
+            _trunc(u53_open(w2, w3), p0, p1, p2, p3, p4, p5))
+
+
+_BLOCK_FUNCTIONS = {
+    BITS: {U32: _bits4},
+    UNIFORM: {F64: _uniform2, F32: _uniform4, BF16: _uniform4, F16: _uniform4},
+    NORMAL: {F64: _normal2, F32: _normal4, BF16: _normal4, F16: _normal4},
+    TRUNC_NORMAL: {F64: _trunc2, F32: _trunc4, BF16: _trunc4, F16: _trunc4},
+}
+
+
+def _literal(value, name):
+    if not isinstance(value, types.IntegerLiteral):
+        raise TypingError(f"fastinit kernels need {name} as a compile-time literal")
+    return value.literal_value
+
+
+def block_values(fill, store, c0, c1, k0, k1, p0, p1, p2, p3, p4, p5):
+    """The ``per_block(store)`` values of Philox block ``(c0, c1)``, before storage rounding
+    (jitted code only; specialized on the literal ``fill`` and ``store``)."""
+    raise NotImplementedError("block_values is only callable from jitted code")
+
+
+@overload(block_values, prefer_literal=True, inline="always", jit_options=JIT_OPTIONS)
+def _block_values(fill, store, c0, c1, k0, k1, p0, p1, p2, p3, p4, p5):
+    block = _BLOCK_FUNCTIONS[_literal(fill, "fill")][_literal(store, "store")]
+
+    def impl(fill, store, c0, c1, k0, k1, p0, p1, p2, p3, p4, p5):
+        return block(c0, c1, k0, k1, p0, p1, p2, p3, p4, p5)
+
+    return impl
+
+
+@inline_jit
+def _store_bf16(out, i, x):
+    out[i] = f32_to_bf16_bits(x)
+
+
+@inline_jit
+def _store_f16(out, i, x):
+    out[i] = f32_to_f16_bits(x)
+
+
+@inline_jit
+def _store_plain(out, i, x):
+    out[i] = x
+
+
+_STORE_FUNCTIONS = {U32: _store_plain, F32: _store_plain, F64: _store_plain,
+                    BF16: _store_bf16, F16: _store_f16}
+
+
+def store_value(out, i, x, store):
+    """``out[i] = x`` in the storage format: 16-bit formats round the float32 ``x`` to
+    nearest-even into a uint16 view (jitted code only; specialized on the literal ``store``)."""
+    raise NotImplementedError("store_value is only callable from jitted code")
+
+
+@overload(store_value, prefer_literal=True, inline="always", jit_options=JIT_OPTIONS)
+def _store_value(out, i, x, store):
+    put = _STORE_FUNCTIONS[_literal(store, "store")]
+
+    def impl(out, i, x, store):
+        put(out, i, x)
+
+    return impl
+
+
+def store_block(out, j, values, store):
+    """``out[E*j : E*j + E] = values`` for the E values of one block (jitted code only)."""
+    raise NotImplementedError("store_block is only callable from jitted code")
+
+
+@overload(store_block, prefer_literal=True, inline="always", jit_options=JIT_OPTIONS)
+def _store_block(out, j, values, store):
+    put = _STORE_FUNCTIONS[_literal(store, "store")]
+    if values.count == 2:
+
+        def impl2(out, j, values, store):
+            put(out, 2 * j, values[0])
+            put(out, 2 * j + 1, values[1])
+
+        return impl2
+
+    def impl4(out, j, values, store):
+        put(out, 4 * j, values[0])
+        put(out, 4 * j + 1, values[1])
+        put(out, 4 * j + 2, values[2])
+        put(out, 4 * j + 3, values[3])
+
+    return impl4
+
+
+@kernel_jit
+def _fill_blocks(out, lo, hi, k0, k1, fill, store, p0, p1, p2, p3, p4, p5):
+    """Fill ``out`` (a whole number of blocks) from blocks ``hi * 2**32 + lo + j``; the hot loop."""
+    literally(fill)
+    literally(store)
+    c1 = np.uint32(hi)
+    for j in range(out.size // per_block(store)):
+        values = block_values(fill, store, np.uint32(lo + j), c1, k0, k1, p0, p1, p2, p3, p4, p5)
+        store_block(out, j, values, store)
+
+
+@kernel_jit
+def _fill_partial(out, start, lane, block, k0, k1, fill, store, p0, p1, p2, p3, p4, p5):
+    """Write lanes ``lane, lane + 1, ...`` of one block to ``out[start:]`` (at most to the block's end)."""
+    literally(fill)
+    literally(store)
+    v = block_values(fill, store, np.uint32(block & _LOW32), np.uint32(block >> np.int64(32)),
+                     k0, k1, p0, p1, p2, p3, p4, p5)
+    n = min(len(v) - lane, out.size - start)
+    for t in range(n):
+        store_value(out, start + t, v[lane + t], store)
+    return n
+
+
+@kernel_jit
+def fill_run(out, first, k0, k1, fill, store, p0, p1, p2, p3, p4, p5):
+    """Fill ``out`` with the elements at global indices ``first, first + 1, ...``."""
+    literally(fill)
+    literally(store)
+    per = per_block(store)
+    block = first // per
+    i = 0
+    lane = first - block * per
+    if lane != 0:
+        i = _fill_partial(out, 0, lane, block, k0, k1, fill, store, p0, p1, p2, p3, p4, p5)
+        block += 1
+    full = (out.size - i) // per
+    while full > 0:
+        lo = block & _LOW32
+        m = min(full, _BLOCKS_PER_HI - lo)
+        _fill_blocks(out[i:i + m * per], lo, block >> np.int64(32), k0, k1, fill, store,
+                     p0, p1, p2, p3, p4, p5)
+        i += m * per
+        block += m
+        full -= m
+    if i < out.size:
+        _fill_partial(out, i, 0, block, k0, k1, fill, store, p0, p1, p2, p3, p4, p5)
+
+
+@functools.cache
+def box_filler(fill: int, store: int):
+    """The parallel driver for one (fill, store) kind:
+    ``fill_box(out, lead_shape, lead_strides, base, row_len, chunk, k0, k1, p0, ..., p5)``.
+
+    It fills the flat C-order ``out`` holding a box of a larger tensor. The box is
+    ``prod(lead_shape)`` rows of ``row_len`` elements; row ``r`` (C-order over ``lead_shape``)
+    starts at global index ``base + sum(index_d * lead_strides[d])``. Rows are cut into chunks of
+    ``chunk`` elements, and the chunks are shared among threads. (The kinds are closure constants,
+    so calls from Python dispatch without Numba's literal-argument round trip.)
+    """
+
+    @parallel_jit
+    def fill_box(out, lead_shape, lead_strides, base, row_len, chunk, k0, k1, p0, p1, p2, p3, p4, p5):
+        n_rows = out.size // row_len
+        per_row = (row_len + chunk - 1) // chunk
+        for t in prange(n_rows * per_row):
+            row = t // per_row
+            lo = (t - row * per_row) * chunk
+            hi = min(lo + chunk, row_len)
+            first = base
+            rest = row
+            for d in range(lead_shape.size - 1, -1, -1):
+                q = rest // lead_shape[d]
+                first += (rest - q * lead_shape[d]) * lead_strides[d]
+                rest = q
+            at = row * row_len
+            fill_run(out[at + lo:at + hi], first + lo, k0, k1, fill, store, p0, p1, p2, p3, p4, p5)
+
+    return fill_box

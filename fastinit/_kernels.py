@@ -137,9 +137,12 @@ def _literal(value, name):
 
 
 def block_values(fill, store, c0, c1, k0, k1, p0, p1, p2, p3, p4, p5):
-    """The ``per_block(store)`` values of Philox block ``(c0, c1)``, before storage rounding
-    (jitted code only; specialized on the literal ``fill`` and ``store``)."""
-    raise NotImplementedError("block_values is only callable from jitted code")
+    """The ``per_block(store)`` values of Philox block ``(c0, c1)``, before storage rounding.
+
+    This Python body runs under ``NUMBA_DISABLE_JIT=1``; jitted callers get the overload below,
+    specialized on the literal ``fill`` and ``store``.
+    """
+    return _BLOCK_FUNCTIONS[fill][store](c0, c1, k0, k1, p0, p1, p2, p3, p4, p5)
 
 
 @overload(block_values, prefer_literal=True, inline="always", jit_options=JIT_OPTIONS)
@@ -173,8 +176,8 @@ _STORE_FUNCTIONS = {U32: _store_plain, F32: _store_plain, F64: _store_plain,
 
 def store_value(out, i, x, store):
     """``out[i] = x`` in the storage format: 16-bit formats round the float32 ``x`` to
-    nearest-even into a uint16 view (jitted code only; specialized on the literal ``store``)."""
-    raise NotImplementedError("store_value is only callable from jitted code")
+    nearest-even into a uint16 view (jitted callers get the overload below)."""
+    _STORE_FUNCTIONS[store](out, i, x)
 
 
 @overload(store_value, prefer_literal=True, inline="always", jit_options=JIT_OPTIONS)
@@ -188,8 +191,10 @@ def _store_value(out, i, x, store):
 
 
 def store_block(out, j, values, store):
-    """``out[E*j : E*j + E] = values`` for the E values of one block (jitted code only)."""
-    raise NotImplementedError("store_block is only callable from jitted code")
+    """``out[E*j : E*j + E] = values`` for the E values of one block (jitted callers get the
+    overload below)."""
+    for t, x in enumerate(values):
+        _STORE_FUNCTIONS[store](out, len(values) * j + t, x)
 
 
 @overload(store_block, prefer_literal=True, inline="always", jit_options=JIT_OPTIONS)

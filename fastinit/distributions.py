@@ -39,7 +39,8 @@ def random_bits_(out, *, seed=None, name="", global_shape=None, offset=None):
     ``philox4x32((i // 4) % 2**32, i // 2**34, 0, 0), key(seed, name))``.
 
     >>> import numpy as np, fastinit as fi
-    >>> fi.random_bits_(np.empty(4, np.uint32), seed=0, name="")[0] == fi.philox4x32((0, 0, 0, 0), fi.key(0))[0]
+    >>> words = fi.random_bits_(np.empty(4, np.uint32), seed=0, name="w")
+    >>> words.tolist() == list(fi.philox4x32((0, 0, 0, 0), fi.key(0, "w")))
     True
     """
     target = Target(out, ("uint32",), global_shape, offset)

@@ -1,0 +1,142 @@
+"""fastinit fills beside torch.nn.init, NumPy's Generator(out=), jax.random and a parallel
+constant fill (the memory-bandwidth ceiling), in one run, grouped per fill x dtype x size.
+
+    pytest benchmarks --benchmark-enable --benchmark-json=bench.json      # 2**24 elements
+    pytest benchmarks --benchmark-enable -m huge --benchmark-json=big.json # 2**30 elements
+    python benchmarks/report.py bench.json                                 # markdown table
+"""
+
+import importlib
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import numba
+import numpy as np
+import pytest
+
+import fastinit as fi
+
+SIZES = [pytest.param(24, id="2^24"), pytest.param(30, id="2^30", marks=pytest.mark.huge)]
+FILLS = {  # fill -> (fastinit call, torch call, NumPy call or None, jax call or None)
+    "uniform": (lambda o: fi.uniform_(o, -1.0, 1.0, seed=0, name="b"),
+                lambda t, torch: t.uniform_(-1.0, 1.0),
+                lambda o, rng: rng.random(out=o, dtype=o.dtype),
+                lambda key, n, dt, jr: jr.uniform(key, (n,), dt, -1.0, 1.0)),
+    "normal": (lambda o: fi.normal_(o, 0.0, 1.0, seed=0, name="b"),
+               lambda t, torch: t.normal_(0.0, 1.0),
+               lambda o, rng: rng.standard_normal(out=o, dtype=o.dtype),
+               lambda key, n, dt, jr: jr.normal(key, (n,), dt)),
+    "trunc_normal": (lambda o: fi.trunc_normal_(o, 0.0, 1.0, -2.0, 2.0, seed=0, name="b"),
+                     lambda t, torch: torch.nn.init.trunc_normal_(t, 0.0, 1.0, -2.0, 2.0),
+                     None,
+                     lambda key, n, dt, jr: jr.truncated_normal(key, -2.0, 2.0, (n,), dt)),
+}
+DTYPES = ["float32", "bfloat16", "float16", "float64"]
+
+
+def _np_dtype(name):
+    if name == "bfloat16":
+        return np.dtype(pytest.importorskip("ml_dtypes").bfloat16)
+    return np.dtype(name)
+
+
+@numba.njit(parallel=True, cache=True)
+def _constant_fill(out, value):
+    for i in numba.prange(out.size):
+        out[i] = value
+
+
+def _group(benchmark, fill, dtype, log2):
+    benchmark.group = f"{fill} {dtype} 2^{log2}"
+    benchmark.extra_info.update(fill=fill, dtype=dtype, elements=1 << log2, threads=numba.get_num_threads())
+
+
+@pytest.mark.parametrize("log2", SIZES)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("fill", sorted(FILLS))
+def test_fastinit(benchmark, fill, dtype, log2):
+    out = np.empty(1 << log2, _np_dtype(dtype))
+    call = FILLS[fill][0]
+    call(out)  # compile or load the kernel, touch the pages
+    _group(benchmark, fill, dtype, log2)
+    benchmark.extra_info["library"] = "fastinit"
+    benchmark(call, out)
+
+
+@pytest.mark.parametrize("log2", SIZES)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("fill", sorted(FILLS))
+def test_torch(benchmark, fill, dtype, log2, threads):
+    torch = pytest.importorskip("torch")
+    torch.set_num_threads(threads)
+    t = torch.empty(1 << log2, dtype=getattr(torch, dtype))
+    call = FILLS[fill][1]
+    call(t, torch)
+    _group(benchmark, fill, dtype, log2)
+    benchmark.extra_info["library"] = "torch"
+    benchmark(call, t, torch)
+
+
+@pytest.mark.parametrize("log2", SIZES)
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("fill", ["uniform", "normal"])
+def test_numpy(benchmark, fill, dtype, log2):
+    out = np.empty(1 << log2, dtype)
+    rng = np.random.Generator(np.random.PCG64(0))
+    call = FILLS[fill][2]
+    call(out, rng)
+    _group(benchmark, fill, dtype, log2)
+    benchmark.extra_info["library"] = "numpy"
+    benchmark(call, out, rng)
+
+
+@pytest.mark.parametrize("log2", SIZES)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("fill", sorted(FILLS))
+def test_jax(benchmark, fill, dtype, log2):
+    jax = pytest.importorskip("jax")
+    if dtype == "float64":
+        jax.config.update("jax_enable_x64", True)
+    jr, jnp = jax.random, importlib.import_module("jax.numpy")
+    key, n, dt = jr.key(0), 1 << log2, getattr(jnp, dtype)
+    call = FILLS[fill][3]
+    call(key, n, dt, jr).block_until_ready()
+    _group(benchmark, fill, dtype, log2)
+    benchmark.extra_info["library"] = "jax"
+    benchmark(lambda: call(key, n, dt, jr).block_until_ready())
+
+
+@pytest.mark.parametrize("log2", SIZES)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("fill", sorted(FILLS))
+def test_constant_fill(benchmark, fill, dtype, log2):
+    out = np.empty(1 << log2, _np_dtype(dtype))
+    view = out.view(np.uint16) if out.dtype.itemsize == 2 else out
+    value = view.dtype.type(1)
+    _constant_fill(view, value)
+    _group(benchmark, fill, dtype, log2)
+    benchmark.extra_info["library"] = "constant fill"
+    benchmark(_constant_fill, view, value)
+
+
+def test_compile_and_cold_start_times(benchmark):
+    """First-ever compile (empty cache) and cold start with a warm cache, in fresh processes."""
+    script = ("import time; t0 = time.perf_counter(); import numpy as np, fastinit as fi; "
+              "t1 = time.perf_counter(); fi.normal_(np.empty(1000, np.float32), seed=0); "
+              "t2 = time.perf_counter(); print(t1 - t0, t2 - t1)")
+    with tempfile.TemporaryDirectory() as cache:
+        env = {**os.environ, "NUMBA_CACHE_DIR": cache}
+        run = lambda: [float(v) for v in subprocess.check_output([sys.executable, "-c", script], env=env).split()]
+        first_import, first_fill = run()
+        t0 = time.perf_counter()
+        warm_import, warm_fill = run()
+        warm_total = time.perf_counter() - t0
+    benchmark.group = "compile"
+    benchmark.extra_info.update(first_compile_s=first_fill, cached_load_s=warm_fill, import_s=warm_import,
+                                cold_start_process_s=warm_total)
+    benchmark.pedantic(lambda: None, rounds=1)
+    print(f"\nnormal_ float32: first compile {first_fill:.2f} s; warm cache: import {warm_import:.2f} s "
+          f"+ first fill {warm_fill:.2f} s; whole process {warm_total:.2f} s")

@@ -49,9 +49,12 @@ def _constant_fill(out, value):
         out[i] = value
 
 
-def _group(benchmark, fill, dtype, log2):
+def _measure(benchmark, library, fill, dtype, log2, call, *args):
+    call(*args)  # compile or load kernels, touch the pages
     benchmark.group = f"{fill} {dtype} 2^{log2}"
-    benchmark.extra_info.update(fill=fill, dtype=dtype, elements=1 << log2, threads=numba.get_num_threads())
+    benchmark.extra_info.update(library=library, fill=fill, dtype=dtype, elements=1 << log2,
+                                threads=numba.get_num_threads())
+    benchmark(call, *args)
 
 
 @pytest.mark.parametrize("log2", SIZES)
@@ -59,11 +62,7 @@ def _group(benchmark, fill, dtype, log2):
 @pytest.mark.parametrize("fill", sorted(FILLS))
 def test_fastinit(benchmark, fill, dtype, log2):
     out = np.empty(1 << log2, _np_dtype(dtype))
-    call = FILLS[fill][0]
-    call(out)  # compile or load the kernel, touch the pages
-    _group(benchmark, fill, dtype, log2)
-    benchmark.extra_info["library"] = "fastinit"
-    benchmark(call, out)
+    _measure(benchmark, "fastinit", fill, dtype, log2, FILLS[fill][0], out)
 
 
 @pytest.mark.parametrize("log2", SIZES)
@@ -73,24 +72,15 @@ def test_torch(benchmark, fill, dtype, log2, threads):
     torch = pytest.importorskip("torch")
     torch.set_num_threads(threads)
     t = torch.empty(1 << log2, dtype=getattr(torch, dtype))
-    call = FILLS[fill][1]
-    call(t, torch)
-    _group(benchmark, fill, dtype, log2)
-    benchmark.extra_info["library"] = "torch"
-    benchmark(call, t, torch)
+    _measure(benchmark, "torch", fill, dtype, log2, FILLS[fill][1], t, torch)
 
 
 @pytest.mark.parametrize("log2", SIZES)
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("fill", ["uniform", "normal"])
 def test_numpy(benchmark, fill, dtype, log2):
-    out = np.empty(1 << log2, dtype)
-    rng = np.random.Generator(np.random.PCG64(0))
-    call = FILLS[fill][2]
-    call(out, rng)
-    _group(benchmark, fill, dtype, log2)
-    benchmark.extra_info["library"] = "numpy"
-    benchmark(call, out, rng)
+    out, rng = np.empty(1 << log2, dtype), np.random.Generator(np.random.PCG64(0))
+    _measure(benchmark, "numpy", fill, dtype, log2, FILLS[fill][2], out, rng)
 
 
 @pytest.mark.parametrize("log2", SIZES)
@@ -101,12 +91,8 @@ def test_jax(benchmark, fill, dtype, log2):
     if dtype == "float64":
         jax.config.update("jax_enable_x64", True)
     jr, jnp = jax.random, importlib.import_module("jax.numpy")
-    key, n, dt = jr.key(0), 1 << log2, getattr(jnp, dtype)
-    call = FILLS[fill][3]
-    call(key, n, dt, jr).block_until_ready()
-    _group(benchmark, fill, dtype, log2)
-    benchmark.extra_info["library"] = "jax"
-    benchmark(lambda: call(key, n, dt, jr).block_until_ready())
+    key, n, dt, draw = jr.key(0), 1 << log2, getattr(jnp, dtype), FILLS[fill][3]
+    _measure(benchmark, "jax", fill, dtype, log2, lambda: draw(key, n, dt, jr).block_until_ready())
 
 
 @pytest.mark.parametrize("log2", SIZES)
@@ -115,11 +101,7 @@ def test_jax(benchmark, fill, dtype, log2):
 def test_constant_fill(benchmark, fill, dtype, log2):
     out = np.empty(1 << log2, _np_dtype(dtype))
     view = out.view(np.uint16) if out.dtype.itemsize == 2 else out
-    value = view.dtype.type(1)
-    _constant_fill(view, value)
-    _group(benchmark, fill, dtype, log2)
-    benchmark.extra_info["library"] = "constant fill"
-    benchmark(_constant_fill, view, value)
+    _measure(benchmark, "constant fill", fill, dtype, log2, _constant_fill, view, view.dtype.type(1))
 
 
 def test_compile_and_cold_start_times(benchmark):

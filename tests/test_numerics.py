@@ -113,20 +113,18 @@ def _ulps(actual, exact, dtype):
     return np.abs(actual.astype(np.float64) - exact) / np.spacing(np.abs(exact).astype(dtype)).astype(np.float64)
 
 
-@njit
-def _log32_all(x):
-    out = np.empty_like(x)
-    for i in range(x.size):
-        out[i] = C.log_f32(x[i])
-    return out
+def _elementwise(fn):
+    @njit
+    def apply(x):
+        out = np.empty_like(x)
+        for i in range(x.size):
+            out[i] = fn(x[i])
+        return out
+
+    return apply
 
 
-@njit
-def _log64_all(x):
-    out = np.empty_like(x)
-    for i in range(x.size):
-        out[i] = C.log_f64(x[i])
-    return out
+_log32_all, _log64_all = _elementwise(C.log_f32), _elementwise(C.log_f64)
 
 
 def test_log_polynomials_are_accurate():

@@ -30,7 +30,7 @@ _LAUNCH_LOCK = threading.Lock()
 class Target:
     """A validated output array and the box of the global tensor it holds."""
 
-    __slots__ = ("out", "storage", "dtype", "flat", "global_shape", "lead_shape", "lead_strides",
+    __slots__ = ("out", "storage", "dtype", "flat", "global_shape", "offset", "lead_shape", "lead_strides",
                  "base", "row_len")
 
     def __init__(self, out, accepted: Sequence[str], global_shape, offset):
@@ -50,8 +50,8 @@ class Target:
         self.dtype = out.dtype
         self.storage = _STORAGE[name]
         self.flat = np.asarray(out).reshape(-1).view(_KERNEL_VIEW[self.storage])
-        self.global_shape, box_offset = _check_box(out.shape, global_shape, offset)
-        self._canonicalize(out.shape, box_offset)
+        self.global_shape, self.offset = _check_box(out.shape, global_shape, offset)
+        self._canonicalize(out.shape, self.offset)
 
     def _canonicalize(self, shape, box_offset):
         """Rows along which the box is contiguous in the global C order, and where they start."""
@@ -73,6 +73,11 @@ class Target:
     @property
     def size(self) -> int:
         return self.out.size
+
+    @property
+    def box(self) -> tuple[slice, ...]:
+        """The slices of the global tensor that ``out`` holds."""
+        return tuple(slice(o, o + n) for o, n in zip(self.offset, self.out.shape))
 
 
 def _int_tuple(value, argname: str) -> tuple[int, ...]:
@@ -201,10 +206,15 @@ def manual_seed(seed: int) -> None:
     DEFAULT_SEEDS.manual_seed(seed)
 
 
+def concrete_seed(seed) -> int:
+    """An explicit seed, checked; ``None``: the next seed of the default stream (taken once, so a
+    scheme that makes several draws uses one seed for all of them)."""
+    return DEFAULT_SEEDS.next() if seed is None else check_seed(seed)
+
+
 def resolve_key(seed, name) -> tuple[np.uint32, np.uint32]:
     name = check_name(name)
-    seed = DEFAULT_SEEDS.next() if seed is None else check_seed(seed)
-    k0, k1 = key(seed, name)
+    k0, k1 = key(concrete_seed(seed), name)
     return np.uint32(k0), np.uint32(k1)
 
 

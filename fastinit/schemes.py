@@ -1,0 +1,450 @@
+"""Initialization schemes: one mechanism (variance scaling over the three fills) and thin names.
+
+Every random scheme draws from the fills of :mod:`fastinit.distributions`, so it inherits their
+contract: values depend only on ``(seed, name, global index)``, and fans always come from the
+*global* shape, so a shard of a Glorot matrix is the slice of the full one.
+
+Layouts (``layout=``): ``"torch"`` (default) weights are ``(out, in, *kernel)``; ``"jax"`` and
+``"keras"`` weights are ``(*kernel, in, out)``. Explicit ``in_axis`` / ``out_axis`` / ``batch_axis``
+override the layout, with JAX's meaning.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+import warnings
+from collections.abc import Sequence
+from typing import Literal
+
+import numpy as np
+
+from ._dispatch import FLOAT_DTYPES, Target, check_real, concrete_seed
+from ._philox import check_name
+from .distributions import normal_, random_bits_, trunc_normal_, uniform_
+
+__all__ = [
+    "calculate_gain", "compute_fans", "variance_scaling_",
+    "xavier_uniform_", "xavier_normal_", "xavier_simple_", "glorot_uniform_", "glorot_normal_",
+    "kaiming_uniform_", "kaiming_normal_", "he_uniform_", "he_normal_", "lecun_uniform_", "lecun_normal_",
+    "orthogonal_", "delta_orthogonal_", "sparse_", "eye_", "dirac_", "constant_", "zeros_", "ones_",
+]
+
+Layout = Literal["torch", "jax", "keras"]
+Mode = Literal["fan_in", "fan_out", "fan_avg"]
+Distribution = Literal["truncated_normal", "normal", "untruncated_normal", "uniform"]
+Nonlinearity = Literal["linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
+                       "conv_transpose3d", "sigmoid", "tanh", "relu", "leaky_relu", "selu"]
+
+LAYOUTS = ("torch", "jax", "keras")
+MODES = ("fan_in", "fan_out", "fan_avg")
+DISTRIBUTIONS = ("truncated_normal", "normal", "untruncated_normal", "uniform")
+#: std of a unit normal truncated to [-2, 2]: a truncated draw is divided by it to keep the variance
+TRUNCATED_NORMAL_STD = 0.87962566103423978
+
+_UNIT_GAIN = ("linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
+              "conv_transpose3d", "sigmoid")
+NONLINEARITIES = (*_UNIT_GAIN, "tanh", "relu", "leaky_relu", "selu")
+
+
+def _choice(argname: str, value, accepted: Sequence[str]) -> str:
+    if value not in accepted:
+        raise ValueError(f"{argname} must be one of {', '.join(map(repr, accepted))}; got {value!r}")
+    return value
+
+
+def calculate_gain(nonlinearity: Nonlinearity, param: float | None = None) -> float:
+    """The recommended gain for a nonlinearity (torch's table).
+
+    linear, conv*, conv_transpose*, sigmoid: 1; tanh: 5/3; relu: sqrt(2);
+    leaky_relu: sqrt(2 / (1 + slope**2)) with ``param`` the negative slope (default 0.01); selu: 3/4.
+
+    >>> calculate_gain("relu"), calculate_gain("leaky_relu", 0.2)
+    (1.4142135623730951, 1.3867504905630728)
+    """
+    _choice("nonlinearity", nonlinearity, NONLINEARITIES)
+    if nonlinearity in _UNIT_GAIN:
+        return 1.0
+    if nonlinearity == "tanh":
+        return 5.0 / 3
+    if nonlinearity == "relu":
+        return math.sqrt(2.0)
+    if nonlinearity == "selu":
+        return 3.0 / 4
+    slope = 0.01 if param is None else check_real("param", param)
+    return math.sqrt(2.0 / (1 + slope**2))
+
+
+def _axes(argname: str, axes, ndim: int) -> tuple[int, ...]:
+    items = (axes,) if isinstance(axes, (int, np.integer)) else tuple(axes)
+    out = []
+    for a in items:
+        a = operator.index(a)
+        if not -ndim <= a < ndim:
+            raise ValueError(f"{argname} {a} is out of range for a {ndim}-d shape")
+        out.append(a % ndim)
+    return tuple(out)
+
+
+def compute_fans(shape: Sequence[int], layout: Layout = "torch", *, in_axis=None, out_axis=None,
+                 batch_axis=()) -> tuple[int, int]:
+    """``(fan_in, fan_out)`` of a weight of ``shape``.
+
+    * ``"torch"``: ``(out, in, *kernel)``: fan_in = in * prod(kernel), fan_out = out * prod(kernel);
+    * ``"jax"`` / ``"keras"``: ``(*kernel, in, out)``: fan_in = in * prod(kernel), fan_out = out * prod(kernel);
+    * explicit ``in_axis`` / ``out_axis`` (int or tuple) and ``batch_axis`` (excluded from both) as in
+      ``jax.nn.initializers.variance_scaling``: the receptive field is every other axis.
+
+    >>> compute_fans((64, 3, 3, 3)), compute_fans((3, 3, 3, 64), layout="jax")
+    ((27, 576), (27, 576))
+    """
+    _choice("layout", layout, LAYOUTS)
+    shape = tuple(operator.index(n) for n in shape)
+    if len(shape) < 2:
+        raise ValueError(f"fan-based schemes need a weight with at least 2 dims, got shape {shape}")
+    ndim = len(shape)
+    if in_axis is None:
+        in_axis = 1 if layout == "torch" else -2
+    if out_axis is None:
+        out_axis = 0 if layout == "torch" else -1
+    ins, outs, batch = _axes("in_axis", in_axis, ndim), _axes("out_axis", out_axis, ndim), \
+        _axes("batch_axis", batch_axis, ndim)
+    if len(set(ins + outs + batch)) != len(ins + outs + batch):
+        raise ValueError(f"in_axis {in_axis}, out_axis {out_axis} and batch_axis {batch_axis} must be distinct")
+    receptive = math.prod(n for d, n in enumerate(shape) if d not in ins + outs + batch)
+    return math.prod(shape[d] for d in ins) * receptive, math.prod(shape[d] for d in outs) * receptive
+
+
+def _target(out, global_shape, offset, scheme: str) -> Target | None:
+    """The validated target, or None (with torch's warning) when the global tensor is empty."""
+    target = Target(out, FLOAT_DTYPES, global_shape, offset)
+    if math.prod(target.global_shape) == 0:
+        warnings.warn(f"{scheme}: initializing a zero-element tensor is a no-op", UserWarning, stacklevel=3)
+        return None
+    return target
+
+
+def variance_scaling_(out, scale: float = 1.0, mode: Mode = "fan_in", distribution: Distribution = "truncated_normal",
+                      *, layout: Layout = "torch", in_axis=None, out_axis=None, batch_axis=(), seed=None,
+                      name: str = "", global_shape=None, offset=None):
+    """Fill ``out`` with variance ``scale / n``, ``n`` = fan_in, fan_out or their mean (``mode``).
+
+    * ``"truncated_normal"``: N(0, s**2) truncated to [-2s, 2s] with ``s = sqrt(scale / n) / 0.8796...``,
+      so the truncated variance is ``scale / n`` (JAX / Keras);
+    * ``"normal"`` / ``"untruncated_normal"``: N(0, scale / n), untruncated (JAX's meaning of "normal");
+    * ``"uniform"``: U(-limit, limit), ``limit = sqrt(3 * scale / n)``.
+
+    Fans come from the global shape (``global_shape`` or ``out.shape``) in ``layout``.
+
+    >>> import numpy as np, fastinit as fi
+    >>> w = fi.variance_scaling_(np.empty((256, 512), np.float32), 2.0, "fan_in", "normal", seed=0, name="w")
+    >>> round(float(w.std() * np.sqrt(512 / 2)), 2)
+    1.0
+    """
+    scale = check_real("scale", scale)
+    if not scale > 0:
+        raise ValueError(f"scale must be > 0, got {scale}")
+    _choice("mode", mode, MODES)
+    _choice("distribution", distribution, DISTRIBUTIONS)
+    target = _target(out, global_shape, offset, "variance_scaling_")
+    if target is None:
+        return out
+    fan_in, fan_out = compute_fans(target.global_shape, layout, in_axis=in_axis, out_axis=out_axis,
+                                   batch_axis=batch_axis)
+    n = {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2}[mode]
+    variance = scale / n
+    kw = dict(seed=seed, name=name, global_shape=global_shape, offset=offset)
+    if distribution == "uniform":
+        limit = math.sqrt(3.0 * variance)
+        return uniform_(out, -limit, limit, **kw)
+    if distribution == "truncated_normal":
+        std = math.sqrt(variance) / TRUNCATED_NORMAL_STD
+        return trunc_normal_(out, 0.0, std, -2.0 * std, 2.0 * std, **kw)
+    return normal_(out, 0.0, math.sqrt(variance), **kw)
+
+
+def xavier_uniform_(out, gain: float = 1.0, *, layout: Layout = "torch", **kw):
+    """Glorot & Bengio (2010) normalized initialization: U(-b, b), ``b = gain * sqrt(6 / (fan_in + fan_out))``.
+
+    >>> import numpy as np, fastinit as fi
+    >>> w = fi.xavier_uniform_(np.empty((300, 500), np.float32), seed=0, name="w")
+    >>> bool(np.abs(w).max() < np.sqrt(6 / 800))
+    True
+    """
+    gain = check_real("gain", gain)
+    return variance_scaling_(out, gain**2, "fan_avg", "uniform", layout=layout, **kw)
+
+
+def xavier_normal_(out, gain: float = 1.0, *, layout: Layout = "torch", **kw):
+    """Glorot normal as in torch: N(0, gain**2 * 2 / (fan_in + fan_out)), untruncated.
+
+    >>> import numpy as np, fastinit as fi
+    >>> w = fi.xavier_normal_(np.empty((400, 600), np.float32), seed=0, name="w")
+    >>> round(float(w.std() / np.sqrt(2 / 1000)), 2)
+    1.0
+    """
+    gain = check_real("gain", gain)
+    return variance_scaling_(out, gain**2, "fan_avg", "normal", layout=layout, **kw)
+
+
+def xavier_simple_(out, *, layout: Layout = "torch", **kw):
+    """The "commonly used heuristic" of Glorot & Bengio (2010): U(-1/sqrt(n), 1/sqrt(n)), n = fan_in.
+
+    The same distribution as torch's default ``Linear`` / ``Conv`` weights,
+    ``kaiming_uniform_(a=sqrt(5))``.
+
+    >>> import numpy as np, fastinit as fi
+    >>> w = fi.xavier_simple_(np.empty((64, 100), np.float32), seed=0, name="w")
+    >>> bool(np.abs(w).max() < 0.1)
+    True
+    """
+    return variance_scaling_(out, 1.0 / 3.0, "fan_in", "uniform", layout=layout, **kw)
+
+
+def _kaiming_scale(a, nonlinearity, mode) -> float:
+    _choice("mode", mode, ("fan_in", "fan_out"))
+    return calculate_gain(nonlinearity, a) ** 2
+
+
+def kaiming_uniform_(out, a: float = 0.0, mode: Mode = "fan_in", nonlinearity: Nonlinearity = "leaky_relu", *,
+                     layout: Layout = "torch", **kw):
+    """He et al. (2015) uniform: U(-b, b), ``b = sqrt(3) * gain / sqrt(fan)``, gain from ``nonlinearity``
+    (``a`` = the leaky-ReLU negative slope), fan = fan_in (forward pass) or fan_out (backward pass).
+
+    >>> import numpy as np, fastinit as fi
+    >>> w = fi.kaiming_uniform_(np.empty((128, 256), np.float32), nonlinearity="relu", seed=0, name="w")
+    >>> bool(np.abs(w).max() < np.sqrt(6 / 256))
+    True
+    """
+    return variance_scaling_(out, _kaiming_scale(a, nonlinearity, mode), mode, "uniform", layout=layout, **kw)
+
+
+def kaiming_normal_(out, a: float = 0.0, mode: Mode = "fan_in", nonlinearity: Nonlinearity = "leaky_relu", *,
+                    layout: Layout = "torch", **kw):
+    """He et al. (2015) normal as in torch: N(0, (gain / sqrt(fan))**2), untruncated.
+
+    >>> import numpy as np, fastinit as fi
+    >>> w = fi.kaiming_normal_(np.empty((512, 1024), np.float32), nonlinearity="relu", seed=0, name="w")
+    >>> round(float(w.std() / np.sqrt(2 / 1024)), 2)
+    1.0
+    """
+    return variance_scaling_(out, _kaiming_scale(a, nonlinearity, mode), mode, "normal", layout=layout, **kw)
+
+
+def lecun_uniform_(out, *, layout: Layout = "torch", **kw):
+    """LeCun et al. (1998) uniform: U(-sqrt(3 / fan_in), sqrt(3 / fan_in)).
+
+    >>> import numpy as np, fastinit as fi
+    >>> w = fi.lecun_uniform_(np.empty((10, 300), np.float32), seed=0, name="w")
+    >>> bool(np.abs(w).max() < 0.1)
+    True
+    """
+    return variance_scaling_(out, 1.0, "fan_in", "uniform", layout=layout, **kw)
+
+
+def lecun_normal_(out, *, layout: Layout = "torch", **kw):
+    """LeCun normal as in JAX / Keras / Flax: variance 1 / fan_in, truncated at 2 std (corrected).
+
+    >>> import numpy as np, fastinit as fi
+    >>> w = fi.lecun_normal_(np.empty((400, 625), np.float32), seed=0, name="w")
+    >>> round(float(w.std() * 25), 2)
+    1.0
+    """
+    return variance_scaling_(out, 1.0, "fan_in", "truncated_normal", layout=layout, **kw)
+
+
+glorot_uniform_ = xavier_uniform_
+glorot_normal_ = xavier_normal_
+he_uniform_ = kaiming_uniform_
+he_normal_ = kaiming_normal_
+
+
+# ------------------------------------------------------------------- structured schemes
+def _store(target: Target, full_or_box: np.ndarray) -> None:
+    """Write float64 values into ``out`` the way the fills do: via float32 for 16-bit dtypes."""
+    values = full_or_box.astype(np.float32) if target.dtype.itemsize == 2 else full_or_box
+    target.out[...] = values.astype(target.dtype)
+
+
+def _orthogonal_matrix(rows: int, cols: int, gain: float, seed: int, name: str) -> np.ndarray:
+    """A (rows, cols) matrix with orthonormal rows or columns, times ``gain``, in float64: QR of a
+    Gaussian matrix drawn from the stream ``(seed, name)`` as a (max, min)-shaped tensor, signs fixed
+    so that R has a positive diagonal (Saxe et al. 2014; torch and JAX do the same)."""
+    tall = (max(rows, cols), min(rows, cols))
+    q, r = np.linalg.qr(normal_(np.empty(tall, np.float64), seed=seed, name=name))
+    q *= np.where(np.diag(r) < 0, -1.0, 1.0)
+    return gain * (q if rows >= cols else q.T)
+
+
+def orthogonal_(out, gain: float = 1.0, *, layout: Layout = "torch", seed=None, name: str = "",
+                global_shape=None, offset=None):
+    """Saxe et al. (2014) (semi-)orthogonal matrix times ``gain``.
+
+    The global tensor is flattened to a matrix (``"torch"``: ``(shape[0], prod(shape[1:]))``;
+    ``"jax"`` / ``"keras"``: ``(prod(shape[:-1]), shape[-1])``), whose rows or columns are
+    orthonormal. The Gaussian draws follow the stream contract; the QR step is LAPACK's (through
+    NumPy), so bits can differ in the last place between BLAS builds. A shard computes the whole
+    matrix and keeps its box.
+
+    >>> import numpy as np, fastinit as fi
+    >>> q = fi.orthogonal_(np.empty((3, 5)), seed=0, name="q")
+    >>> bool(np.allclose(q @ q.T, np.eye(3)))
+    True
+    """
+    gain = check_real("gain", gain)
+    _choice("layout", layout, LAYOUTS)
+    target = _target(out, global_shape, offset, "orthogonal_")
+    if target is None:
+        return out
+    shape = target.global_shape
+    if len(shape) < 2:
+        raise ValueError(f"orthogonal_ needs at least 2 dims, got shape {shape}")
+    rows, cols = (shape[0], math.prod(shape[1:])) if layout == "torch" else (math.prod(shape[:-1]), shape[-1])
+    full = _orthogonal_matrix(rows, cols, gain, concrete_seed(seed), check_name(name)).reshape(shape)
+    _store(target, full[target.box])
+    return out
+
+
+def delta_orthogonal_(out, gain: float = 1.0, *, layout: Layout = "torch", seed=None, name: str = "",
+                      global_shape=None, offset=None):
+    """Xiao et al. (2018) delta-orthogonal convolution kernel, as ``jax.nn.initializers.delta_orthogonal``:
+    zero everywhere except the center tap ``(k - 1) // 2`` of every spatial dim, which holds an
+    orthogonal ``(in, out)`` matrix times ``gain`` (``in <= out``). 3-, 4- or 5-d kernels: ``"torch"``
+    ``(out, in, *kernel)`` (the matrix transposed), ``"jax"`` / ``"keras"`` ``(*kernel, in, out)``.
+
+    >>> import numpy as np, fastinit as fi
+    >>> w = fi.delta_orthogonal_(np.empty((3, 3, 4, 8)), layout="jax", seed=0, name="k")
+    >>> m = w[1, 1]  # the (in, out) = (4, 8) matrix at the center tap
+    >>> bool(np.allclose(m @ m.T, np.eye(4))), float(np.abs(w[0]).max())
+    (True, 0.0)
+    """
+    gain = check_real("gain", gain)
+    _choice("layout", layout, LAYOUTS)
+    target = _target(out, global_shape, offset, "delta_orthogonal_")
+    if target is None:
+        return out
+    shape = target.global_shape
+    if len(shape) not in (3, 4, 5):
+        raise ValueError(f"delta_orthogonal_ needs a 3-, 4- or 5-d kernel, got shape {shape}")
+    if layout == "torch":
+        n_out, n_in, kernel = shape[0], shape[1], shape[2:]
+    else:
+        kernel, n_in, n_out = shape[:-2], shape[-2], shape[-1]
+    if n_in > n_out:
+        raise ValueError(f"delta_orthogonal_ needs in <= out channels, got in={n_in}, out={n_out}")
+    matrix = _orthogonal_matrix(n_in, n_out, gain, concrete_seed(seed), check_name(name))
+    center = tuple((k - 1) // 2 for k in kernel)
+    full = np.zeros(shape)
+    if layout == "torch":
+        full[(slice(None), slice(None), *center)] = matrix.T
+    else:
+        full[center] = matrix
+    _store(target, full[target.box])
+    return out
+
+
+def sparse_(out, sparsity: float, std: float = 0.01, *, seed=None, name: str = "", global_shape=None, offset=None):
+    """Martens (2010) sparse initialization of a 2-d ``(rows, cols)`` weight: N(0, std**2) with exactly
+    ``ceil(sparsity * rows)`` zeros in every column.
+
+    Unlike torch's ``randperm``, the zero positions come from the counter stream: column ``j``
+    zeroes the rows whose Philox words (stream ``name + "/sparse"``) are smallest, so any shard
+    equals the slice of the full matrix.
+
+    >>> import numpy as np, fastinit as fi
+    >>> w = fi.sparse_(np.empty((10, 4), np.float32), 0.3, seed=0, name="s")
+    >>> (w == 0).sum(axis=0).tolist()
+    [3, 3, 3, 3]
+    """
+    sparsity = check_real("sparsity", sparsity)
+    if not 0 <= sparsity < 1:
+        raise ValueError(f"sparsity must be in [0, 1), got {sparsity}")
+    target = _target(out, global_shape, offset, "sparse_")
+    if target is None:
+        return out
+    if len(target.global_shape) != 2:
+        raise ValueError(f"sparse_ needs a 2-d weight, got shape {target.global_shape}")
+    seed, name = concrete_seed(seed), check_name(name)
+    normal_(out, 0.0, std, seed=seed, name=name, global_shape=global_shape, offset=offset)
+    rows, cols = target.global_shape
+    (r0, c0), (h, w) = target.offset, out.shape
+    ranks = random_bits_(np.empty((rows, w), np.uint32), seed=seed, name=name + "/sparse",
+                         global_shape=(rows, cols), offset=(0, c0))
+    zero_rows = np.argsort(ranks, axis=0, kind="stable")[:math.ceil(sparsity * rows)]
+    mask = np.zeros((rows, w), bool)
+    np.put_along_axis(mask, zero_rows, True, axis=0)
+    out[mask[r0:r0 + h]] = 0
+    return out
+
+
+def _set_ones(out, global_shape, offset, scheme: str, positions) -> np.ndarray:
+    """Zero ``out`` and put ones at the global ``positions`` (an (n, ndim) int array) inside its box."""
+    target = _target(out, global_shape, offset, scheme)
+    if target is None:
+        return out
+    out[...] = 0
+    local = positions - np.asarray(target.offset)
+    inside = ((local >= 0) & (local < np.asarray(out.shape))).all(axis=1)
+    out[tuple(local[inside].T)] = 1
+    return out
+
+
+def eye_(out, *, global_shape=None, offset=None):
+    """The identity matrix (ones where row == column) for a 2-d weight; no randomness.
+
+    >>> import numpy as np, fastinit as fi
+    >>> fi.eye_(np.empty((2, 3), np.float32)).tolist()
+    [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]
+    """
+    shape = Target(out, FLOAT_DTYPES, global_shape, offset).global_shape
+    if len(shape) != 2:
+        raise ValueError(f"eye_ needs a 2-d weight, got shape {shape}")
+    diag = np.arange(min(shape))
+    return _set_ones(out, global_shape, offset, "eye_", np.stack([diag, diag], axis=1))
+
+
+def dirac_(out, groups: int = 1, *, global_shape=None, offset=None):
+    """The Dirac delta of torch's ``dirac_``: a convolution that preserves its input channels.
+
+    For a 3-, 4- or 5-d ``(out, in, *kernel)`` weight: ones at ``[g * out_per_group + d, d, k // 2, ...]``
+    for each group ``g`` and ``d < min(out_per_group, in)``; zeros elsewhere.
+
+    >>> import numpy as np, fastinit as fi
+    >>> fi.dirac_(np.empty((2, 2, 3), np.float32))[:, :, 1].tolist()
+    [[1.0, 0.0], [0.0, 1.0]]
+    """
+    shape = Target(out, FLOAT_DTYPES, global_shape, offset).global_shape
+    if len(shape) not in (3, 4, 5):
+        raise ValueError(f"dirac_ needs a 3-, 4- or 5-d weight, got shape {shape}")
+    if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)) or groups < 1:
+        raise ValueError(f"groups must be a positive int, got {groups!r}")
+    if shape[0] % groups:
+        raise ValueError(f"groups={groups} must divide the out channels ({shape[0]})")
+    per_group = shape[0] // groups
+    d = np.arange(min(per_group, shape[1]))
+    center = [k // 2 for k in shape[2:]]
+    positions = [[g * per_group + i, i, *center] for g in range(groups) for i in d]
+    return _set_ones(out, global_shape, offset, "dirac_", np.array(positions, np.int64).reshape(-1, len(shape)))
+
+
+def constant_(out, val: float, *, global_shape=None, offset=None):
+    """Fill with ``val``.
+
+    >>> import numpy as np, fastinit as fi
+    >>> fi.constant_(np.empty(3, np.float32), 0.5).tolist()
+    [0.5, 0.5, 0.5]
+    """
+    val = check_real("val", val)
+    Target(out, FLOAT_DTYPES, global_shape, offset)
+    out[...] = val
+    return out
+
+
+def zeros_(out, *, global_shape=None, offset=None):
+    """Fill with 0."""
+    return constant_(out, 0.0, global_shape=global_shape, offset=offset)
+
+
+def ones_(out, *, global_shape=None, offset=None):
+    """Fill with 1."""
+    return constant_(out, 1.0, global_shape=global_shape, offset=offset)

@@ -20,7 +20,7 @@ def philox(c0, c1, c2, c3, k0, k1):
     """Philox4x32-10 on uint64 arrays holding 32-bit values."""
     c = [np.asarray(x, np.uint64) & U32 for x in (c0, c1, c2, c3)]
     k0, k1 = np.uint64(k0), np.uint64(k1)
-    for r in range(10):
+    for _ in range(10):
         p0 = np.uint64(0xD2511F53) * c[0]
         p1 = np.uint64(0xCD9E8D57) * c[2]
         c = [(p1 >> np.uint64(32)) ^ c[1] ^ k0, p1 & U32, (p0 >> np.uint64(32)) ^ c[3] ^ k1, p0 & U32]

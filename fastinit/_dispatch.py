@@ -42,6 +42,9 @@ class Target:
         name = out.dtype.name
         if name not in accepted:
             raise TypeError(f"out must have dtype {' / '.join(accepted)}, got {name}")
+        if not out.dtype.isnative:
+            raise ValueError(f"out must be in the machine's byte order, got {out.dtype.str} "
+                             "(fill a native array and convert it with .astype)")
         if not out.flags.c_contiguous:
             raise ValueError("out must be C-contiguous (fill a contiguous array and copy it into place)")
         if not out.flags.writeable:

@@ -23,7 +23,8 @@ FILLS = {
     ([0.0] * 8, TypeError, "NumPy array"),
     (np.zeros((8, 8), np.float32)[:, ::2], ValueError, "C-contiguous"),
     (np.zeros((8, 8), np.float32).T, ValueError, "C-contiguous"),
-], ids=["int32", "uint32", "complex", "list", "strided", "fortran"])
+    (np.zeros(8, np.dtype(np.float32).newbyteorder()), ValueError, "byte order"),
+], ids=["int32", "uint32", "complex", "list", "strided", "fortran", "byteswapped"])
 def test_bad_out(fill, out, error, match):
     with pytest.raises(error, match=match):
         FILLS[fill](out, seed=0)

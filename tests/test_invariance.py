@@ -154,6 +154,12 @@ print(hashlib.sha256(b"".join(f(np.empty(11, dt)).tobytes() for dt in (np.float3
     assert run_python(code, NUMBA_DISABLE_JIT=1) == run_python(code)
 
 
+def test_zero_dimensional_out_is_element_zero():
+    for dtype in FLOAT_DTYPES:
+        assert_bits_equal(fi.normal_(np.empty((), dtype), seed=4, name="s"),
+                          fi.normal_(np.empty(3, dtype), seed=4, name="s")[0])
+
+
 def test_zero_size_is_a_no_op():
     for dtype in FLOAT_DTYPES:
         out = np.empty((0, 5), dtype)

@@ -104,6 +104,40 @@ def test_constant_fill(benchmark, fill, dtype, log2):
     _measure(benchmark, "constant fill", fill, dtype, log2, _constant_fill, view, view.dtype.type(1))
 
 
+@pytest.mark.parametrize("n_threads", [1, 2, 4, 8, 16])
+def test_thread_scaling(benchmark, n_threads):
+    """normal_ float32 at 2**26 with 1, 2, ... threads (up to NUMBA_NUM_THREADS)."""
+    if n_threads > numba.config.NUMBA_NUM_THREADS:
+        pytest.skip(f"only {numba.config.NUMBA_NUM_THREADS} threads")
+    out = np.empty(1 << 26, np.float32)
+    previous = fi.get_num_threads()
+    fi.set_num_threads(n_threads)
+    try:
+        _measure(benchmark, "fastinit", "normal", "float32", 26, FILLS["normal"][0], out)
+        benchmark.group = "thread scaling, normal float32 2^26"
+        benchmark.extra_info["library"] = f"fastinit, {n_threads} threads"
+    finally:
+        fi.set_num_threads(previous)
+
+
+@pytest.mark.huge
+@pytest.mark.parametrize("library", ["fastinit", "torch"])
+def test_billion_parameter_kaiming_normal(benchmark, library, threads):
+    """kaiming_normal_ on a 32768 x 32768 float32 weight (2**30 values, 4 GiB)."""
+    if library == "torch":
+        torch = pytest.importorskip("torch")
+        torch.set_num_threads(threads)
+        weight = torch.empty(32768, 32768)
+        call = lambda: torch.nn.init.kaiming_normal_(weight, nonlinearity="relu")  # noqa: E731
+    else:
+        weight = np.empty((32768, 32768), np.float32)
+        call = lambda: fi.kaiming_normal_(weight, nonlinearity="relu", seed=0, name="w")  # noqa: E731
+    call()
+    benchmark.group = "kaiming_normal_ 32768 x 32768 float32"
+    benchmark.extra_info.update(library=library, fill="kaiming_normal 32768x32768", dtype="float32", elements=1 << 30)
+    benchmark.pedantic(call, rounds=3)
+
+
 def test_compile_and_cold_start_times(benchmark):
     """First-ever compile (empty cache) and cold start with a warm cache, in fresh processes."""
     script = ("import time; t0 = time.perf_counter(); import numpy as np, fastinit as fi; "

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import math
 import operator
+import os
+import sys
 import warnings
 from collections.abc import Sequence
 from typing import Literal
@@ -115,11 +117,24 @@ def compute_fans(shape: Sequence[int], layout: Layout = "torch", *, in_axis=None
     return math.prod(shape[d] for d in ins) * receptive, math.prod(shape[d] for d in outs) * receptive
 
 
+def _caller_stacklevel() -> int:
+    """The ``stacklevel`` of the first frame outside the fastinit package (the user's call)."""
+    frame, level = sys._getframe(1), 1
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
 def _target(out, global_shape, offset, scheme: str) -> Target | None:
-    """The validated target, or None (with torch's warning) when the global tensor is empty."""
+    """The validated target, or None (with torch's warning, pointing at the user's call) when the
+    global tensor is empty."""
     target = Target(out, FLOAT_DTYPES, global_shape, offset)
     if math.prod(target.global_shape) == 0:
-        warnings.warn(f"{scheme}: initializing a zero-element tensor is a no-op", UserWarning, stacklevel=3)
+        warnings.warn(f"{scheme}: initializing a zero-element tensor is a no-op", UserWarning,
+                      stacklevel=_caller_stacklevel())
         return None
     return target
 
@@ -276,6 +291,13 @@ def _orthogonal_matrix(rows: int, cols: int, gain: float, seed: int, name: str) 
     return gain * (q if rows >= cols else q.T)
 
 
+def _orthogonal_target(out, gain, layout, global_shape, offset, scheme: str):
+    """The checked gain and target of an orthogonal scheme (target None: empty tensor)."""
+    gain = check_real("gain", gain)
+    _choice("layout", layout, LAYOUTS)
+    return gain, _target(out, global_shape, offset, scheme)
+
+
 def orthogonal_(out, gain: float = 1.0, *, layout: Layout = "torch", seed=None, name: str = "",
                 global_shape=None, offset=None):
     """Saxe et al. (2014) (semi-)orthogonal matrix times ``gain``.
@@ -291,9 +313,7 @@ def orthogonal_(out, gain: float = 1.0, *, layout: Layout = "torch", seed=None, 
     >>> bool(np.allclose(q @ q.T, np.eye(3)))
     True
     """
-    gain = check_real("gain", gain)
-    _choice("layout", layout, LAYOUTS)
-    target = _target(out, global_shape, offset, "orthogonal_")
+    gain, target = _orthogonal_target(out, gain, layout, global_shape, offset, "orthogonal_")
     if target is None:
         return out
     shape = target.global_shape
@@ -318,9 +338,7 @@ def delta_orthogonal_(out, gain: float = 1.0, *, layout: Layout = "torch", seed=
     >>> bool(np.allclose(m @ m.T, np.eye(4))), float(np.abs(w[0]).max())
     (True, 0.0)
     """
-    gain = check_real("gain", gain)
-    _choice("layout", layout, LAYOUTS)
-    target = _target(out, global_shape, offset, "delta_orthogonal_")
+    gain, target = _orthogonal_target(out, gain, layout, global_shape, offset, "delta_orthogonal_")
     if target is None:
         return out
     shape = target.global_shape

@@ -39,20 +39,19 @@ JIT_DISABLED: bool = bool(numba.config.DISABLE_JIT)
 
 #: options of every fastinit function (overload implementations included)
 JIT_OPTIONS = dict(cache=True, error_model="numpy", nogil=True)
-_COMMON = JIT_OPTIONS
 
 #: small scalar helpers, inlined into their callers at the Numba IR level
-inline_jit = njit(inline="always", **_COMMON)
+inline_jit = njit(inline="always", **JIT_OPTIONS)
 
 
 def kernel_jit(func):
     """Serial kernel: a plain loop over arrays and scalars."""
-    return njit(**_COMMON)(func)
+    return njit(**JIT_OPTIONS)(func)
 
 
 def parallel_jit(func):
     """Parallel driver: ``prange`` over independent chunks of work."""
-    return njit(parallel=True, **_COMMON)(func)
+    return njit(parallel=True, **JIT_OPTIONS)(func)
 
 
 def set_num_threads(n: int) -> None:

@@ -128,15 +128,19 @@ def _caller_stacklevel() -> int:
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
-def _target(out, global_shape, offset, scheme: str) -> Target | None:
-    """The validated target, or None (with torch's warning, pointing at the user's call) when the
-    global tensor is empty."""
-    target = Target(out, FLOAT_DTYPES, global_shape, offset)
+def _is_empty(target: Target, scheme: str) -> bool:
+    """Whether the global tensor has no elements (then with torch's warning, at the user's call)."""
     if math.prod(target.global_shape) == 0:
         warnings.warn(f"{scheme}: initializing a zero-element tensor is a no-op", UserWarning,
                       stacklevel=_caller_stacklevel())
-        return None
-    return target
+        return True
+    return False
+
+
+def _target(out, global_shape, offset, scheme: str) -> Target | None:
+    """The validated target, or None when the global tensor is empty."""
+    target = Target(out, FLOAT_DTYPES, global_shape, offset)
+    return None if _is_empty(target, scheme) else target
 
 
 def variance_scaling_(out, scale: float = 1.0, mode: Mode = "fan_in", distribution: Distribution = "truncated_normal",
@@ -395,10 +399,10 @@ def sparse_(out, sparsity: float, std: float = 0.01, *, seed=None, name: str = "
     return out
 
 
-def _set_ones(out, global_shape, offset, scheme: str, positions) -> np.ndarray:
+def _set_ones(target: Target, scheme: str, positions) -> np.ndarray:
     """Zero ``out`` and put ones at the global ``positions`` (an (n, ndim) int array) inside its box."""
-    target = _target(out, global_shape, offset, scheme)
-    if target is None:
+    out = target.out
+    if _is_empty(target, scheme):
         return out
     out[...] = 0
     local = positions - np.asarray(target.offset)
@@ -414,11 +418,12 @@ def eye_(out, *, global_shape=None, offset=None):
     >>> fi.eye_(np.empty((2, 3), np.float32)).tolist()
     [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]
     """
-    shape = Target(out, FLOAT_DTYPES, global_shape, offset).global_shape
+    target = Target(out, FLOAT_DTYPES, global_shape, offset)
+    shape = target.global_shape
     if len(shape) != 2:
         raise ValueError(f"eye_ needs a 2-d weight, got shape {shape}")
     diag = np.arange(min(shape))
-    return _set_ones(out, global_shape, offset, "eye_", np.stack([diag, diag], axis=1))
+    return _set_ones(target, "eye_", np.stack([diag, diag], axis=1))
 
 
 def dirac_(out, groups: int = 1, *, global_shape=None, offset=None):
@@ -431,7 +436,8 @@ def dirac_(out, groups: int = 1, *, global_shape=None, offset=None):
     >>> fi.dirac_(np.empty((2, 2, 3), np.float32))[:, :, 1].tolist()
     [[1.0, 0.0], [0.0, 1.0]]
     """
-    shape = Target(out, FLOAT_DTYPES, global_shape, offset).global_shape
+    target = Target(out, FLOAT_DTYPES, global_shape, offset)
+    shape = target.global_shape
     if len(shape) not in (3, 4, 5):
         raise ValueError(f"dirac_ needs a 3-, 4- or 5-d weight, got shape {shape}")
     if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)) or groups < 1:
@@ -442,7 +448,7 @@ def dirac_(out, groups: int = 1, *, global_shape=None, offset=None):
     d = np.arange(min(per_group, shape[1]))
     center = [k // 2 for k in shape[2:]]
     positions = [[g * per_group + i, i, *center] for g in range(groups) for i in d]
-    return _set_ones(out, global_shape, offset, "dirac_", np.array(positions, np.int64).reshape(-1, len(shape)))
+    return _set_ones(target, "dirac_", np.array(positions, np.int64).reshape(-1, len(shape)))
 
 
 def constant_(out, val: float, *, global_shape=None, offset=None):

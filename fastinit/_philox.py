@@ -1,8 +1,8 @@
 """Philox4x32-10 (Salmon, Moraes, Dror & Shaw, "Parallel Random Numbers: As Easy as 1, 2, 3",
 SC'11) and the documented derivation of a tensor's key from ``(seed, name)``.
 
-Only uint32 scalar code: every intermediate is wrapped in ``np.uint32(...)`` because Numba widens
-``uint32 ^ uint32`` to uint64, and the 32x32->64 products are formed in uint64.
+The rounds run on uint64 carriers (see ``philox_round``); every constant is an ``np.uint64`` so
+that Numba never mixes signed and unsigned integers (which it would promote to float64).
 """
 
 from __future__ import annotations
@@ -16,34 +16,39 @@ from ._jit import inline_jit, kernel_jit
 
 _MUL0 = np.uint64(0xD2511F53)
 _MUL1 = np.uint64(0xCD9E8D57)
-_WEYL0 = np.uint32(0x9E3779B9)
-_WEYL1 = np.uint32(0xBB67AE85)
+_WEYL0 = np.uint64(0x9E3779B9)
+_WEYL1 = np.uint64(0xBB67AE85)
+_LOW = np.uint64(0xFFFFFFFF)
 _SHIFT = np.uint64(32)
 
 SEED_LIMIT = 1 << 64
 
 
 @inline_jit
-def philox_round(c0, c1, c2, c3, k0, k1):
-    """One Philox4x32 round: two 32x32->64 multiplies, the high halves xor-ed with key and counter."""
-    p0 = _MUL0 * np.uint64(c0)
-    p1 = _MUL1 * np.uint64(c2)
-    return (
-        np.uint32(np.uint32(p1 >> _SHIFT) ^ c1 ^ k0),
-        np.uint32(p1),
-        np.uint32(np.uint32(p0 >> _SHIFT) ^ c3 ^ k1),
-        np.uint32(p0),
-    )
+def philox_round(x0, x1, x2, x3, k0, k1):
+    """One Philox4x32 round on uint64 carriers whose low 32 bits are the words.
+
+    The high halves are don't-care bits: the multiplies read only ``x & 0xFFFFFFFF`` and every
+    other operation (xor, wrap-around add) keeps the low 32 bits exact. So no value is ever
+    truncated inside the rounds, and a loop over blocks vectorizes to one 64-bit lane per block
+    (AVX2 ``vpmuludq``/``vpsrlq``/``vpxor``) instead of shuffling between 32- and 64-bit lanes.
+    """
+    p0 = (x0 & _LOW) * _MUL0
+    p1 = (x2 & _LOW) * _MUL1
+    return (p1 >> _SHIFT) ^ x1 ^ k0, p1, (p0 >> _SHIFT) ^ x3 ^ k1, p0
 
 
 @inline_jit
 def philox4x32_10(c0, c1, c2, c3, k0, k1):
-    """Ten rounds of Philox4x32 with the Weyl key schedule; all arguments are ``np.uint32``."""
-    for _ in range(9):
-        c0, c1, c2, c3 = philox_round(c0, c1, c2, c3, k0, k1)
-        k0 = np.uint32(k0 + _WEYL0)
-        k1 = np.uint32(k1 + _WEYL1)
-    return philox_round(c0, c1, c2, c3, k0, k1)
+    """Ten rounds of Philox4x32 with the Weyl key schedule: unsigned integer arguments holding
+    32-bit words, four ``np.uint32`` words returned."""
+    x0, x1, x2, x3 = np.uint64(c0), np.uint64(c1), np.uint64(c2), np.uint64(c3)
+    key0, key1 = np.uint64(k0), np.uint64(k1)
+    for _ in range(10):
+        x0, x1, x2, x3 = philox_round(x0, x1, x2, x3, key0, key1)
+        key0 = key0 + _WEYL0
+        key1 = key1 + _WEYL1
+    return np.uint32(x0 & _LOW), np.uint32(x1 & _LOW), np.uint32(x2 & _LOW), np.uint32(x3 & _LOW)
 
 
 @kernel_jit

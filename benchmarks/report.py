@@ -13,7 +13,9 @@ LIBRARIES = ["fastinit", "torch", "numpy", "jax", "constant fill"]
 
 
 def rows(paths):
-    groups = defaultdict(dict)
+    """``groups[(fill, dtype, elements)][library] = G/s`` and the scaling runs
+    ``(kind, fill, dtype, elements, threads, ns per element)``, from pytest-benchmark JSON files."""
+    groups, scaling = defaultdict(dict), []
     machine = None
     for path in paths:
         with open(path) as f:
@@ -23,9 +25,14 @@ def rows(paths):
             info = bench.get("extra_info", {})
             if "library" not in info:
                 continue
+            seconds = bench["stats"]["median"]
+            if "scaling" in info:
+                scaling.append((info["scaling"], info["fill"], info["dtype"], info["elements"],
+                                info["threads"], seconds / info["elements"] * 1e9))
+                continue
             key = (info["fill"], info["dtype"], info["elements"])
-            groups[key][info["library"]] = info["elements"] / bench["stats"]["median"] / 1e9
-    return groups, machine
+            groups[key][info["library"]] = info["elements"] / seconds / 1e9
+    return groups, sorted(scaling), machine
 
 
 def table(groups) -> str:
@@ -41,16 +48,31 @@ def table(groups) -> str:
     return "\n".join(lines)
 
 
+def scaling_table(scaling) -> str:
+    """ns per element per run, and each run's speed relative to the first of its series."""
+    lines = ["| scaling | fill | dtype | elements | threads | ns / element | speed vs first |",
+             "|---|---|---|---|---|---|---|"]
+    first = {}
+    for kind, fill, dtype, n, threads, ns in scaling:
+        base = first.setdefault((kind, fill, dtype), ns)
+        lines.append(f"| {kind} | {fill} | {dtype} | 2^{n.bit_length() - 1} | {threads} | {ns:.3f} | "
+                     f"{base / ns:.2f}x |")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     paths = (argv if argv is not None else sys.argv[1:])
     if not paths:
         print(__doc__, file=sys.stderr)
         return 2
-    groups, machine = rows(paths)
+    groups, scaling, machine = rows(paths)
     cpu = machine.get("cpu", {})
     print(f"Machine: {cpu.get('brand_raw', machine.get('processor', '?'))}, {cpu.get('count', '?')} logical cores, "
           f"Python {machine.get('python_version', '?')}\n")
-    print(table(groups))
+    if groups:
+        print(table(groups))
+    if scaling:
+        print("\n" + scaling_table(scaling))
     return 0
 
 

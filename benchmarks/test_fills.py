@@ -1,9 +1,10 @@
 """fastinit fills beside torch.nn.init, NumPy's Generator(out=), jax.random and a parallel
 constant fill (the memory-bandwidth ceiling), in one run, grouped per fill x dtype x size.
 
-    pytest benchmarks --benchmark-enable --benchmark-json=bench.json      # 2**24 elements
-    pytest benchmarks --benchmark-enable -m huge --benchmark-json=big.json # 2**30 elements
-    python benchmarks/report.py bench.json                                 # markdown table
+    pytest benchmarks --benchmark-enable --benchmark-json=bench.json    # 2**24 elements, scaling
+    pytest benchmarks --benchmark-enable -m huge -k "2^28" --benchmark-json=big.json  # the targets
+    pytest benchmarks --benchmark-enable -m huge -k "2^30 or billion"   # 4 GiB arrays
+    python benchmarks/report.py bench.json big.json                     # markdown tables
 """
 
 import importlib
@@ -19,7 +20,8 @@ import pytest
 
 import fastinit as fi
 
-SIZES = [pytest.param(24, id="2^24"), pytest.param(30, id="2^30", marks=pytest.mark.huge)]
+SIZES = [pytest.param(24, id="2^24"), pytest.param(28, id="2^28", marks=pytest.mark.huge),
+         pytest.param(30, id="2^30", marks=pytest.mark.huge)]
 FILLS = {  # fill -> (fastinit call, torch call, NumPy call or None, jax call or None)
     "uniform": (lambda o: fi.uniform_(o, -1.0, 1.0, seed=0, name="b"),
                 lambda t, torch: t.uniform_(-1.0, 1.0),
@@ -54,7 +56,10 @@ def _measure(benchmark, library, fill, dtype, log2, call, *args):
     benchmark.group = f"{fill} {dtype} 2^{log2}"
     benchmark.extra_info.update(library=library, fill=fill, dtype=dtype, elements=1 << log2,
                                 threads=numba.get_num_threads())
-    benchmark(call, *args)
+    if log2 >= 28:  # seconds per call (half a minute for torch's trunc_normal_): three rounds
+        benchmark.pedantic(call, args, rounds=3)
+    else:
+        benchmark(call, *args)
 
 
 @pytest.mark.parametrize("log2", SIZES)
@@ -115,9 +120,19 @@ def test_thread_scaling(benchmark, n_threads):
     try:
         _measure(benchmark, "fastinit", "normal", "float32", 26, FILLS["normal"][0], out)
         benchmark.group = "thread scaling, normal float32 2^26"
-        benchmark.extra_info["library"] = f"fastinit, {n_threads} threads"
+        benchmark.extra_info["scaling"] = "threads"
     finally:
         fi.set_num_threads(previous)
+
+
+@pytest.mark.parametrize("log2", [20, 22, 24, 26, 28, pytest.param(30, marks=pytest.mark.huge)])
+@pytest.mark.parametrize("fill", ["uniform", "normal"])
+def test_size_scaling(benchmark, fill, log2):
+    """Time per element from 2**20 to 2**30 float32 elements, all threads."""
+    out = np.empty(1 << log2, np.float32)
+    _measure(benchmark, "fastinit", fill, "float32", log2, FILLS[fill][0], out)
+    benchmark.group = f"size scaling, {fill} float32"
+    benchmark.extra_info["scaling"] = "size"
 
 
 @pytest.mark.huge

@@ -3,6 +3,7 @@ representable bounds per dtype, the default seed stream. Nothing here draws a ra
 
 from __future__ import annotations
 
+import functools
 import math
 import operator
 import threading
@@ -147,14 +148,27 @@ def _step(v, up: bool):
 
 def smallest_at_least(x: float, dtype: np.dtype) -> float:
     """The smallest value of ``dtype`` that is >= x."""
+    return _smallest_at_least(float(x).hex(), dtype)
+
+
+def largest_below(x: float, dtype: np.dtype, *, strictly: bool) -> float:
+    """The largest value of ``dtype`` that is < x (``strictly``) or <= x."""
+    return _largest_below(float(x).hex(), dtype, strictly)
+
+
+# memoized on the exact bits of x (0.0 and -0.0 are equal keys to a plain float cache)
+@functools.lru_cache(maxsize=1024)
+def _smallest_at_least(x_hex: str, dtype: np.dtype) -> float:
+    x = float.fromhex(x_hex)
     v = _scalar(x, dtype)
     while float(v) < x:
         v = _step(v, up=True)
     return float(v)
 
 
-def largest_below(x: float, dtype: np.dtype, *, strictly: bool) -> float:
-    """The largest value of ``dtype`` that is < x (``strictly``) or <= x."""
+@functools.lru_cache(maxsize=1024)
+def _largest_below(x_hex: str, dtype: np.dtype, strictly: bool) -> float:
+    x = float.fromhex(x_hex)
     v = _scalar(x, dtype)
     while float(v) > x or (strictly and float(v) == x):
         v = _step(v, up=False)

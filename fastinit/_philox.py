@@ -7,6 +7,7 @@ that Numba never mixes signed and unsigned integers (which it would promote to f
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import operator
 
@@ -117,8 +118,12 @@ def key(seed: int, name: str = "") -> tuple[int, int]:
     >>> key(0, "")
     (1140075542, 4266292422)
     """
-    seed = check_seed(seed)
-    digest = hashlib.blake2b(check_name(name).encode("utf-8"), digest_size=16).digest()
+    return _derive_key(check_seed(seed), check_name(name))
+
+
+@functools.lru_cache(maxsize=4096)
+def _derive_key(seed: int, name: str) -> tuple[int, int]:
+    digest = hashlib.blake2b(name.encode("utf-8"), digest_size=16).digest()
     n = [int.from_bytes(digest[4 * i : 4 * i + 4], "little") for i in range(4)]
     k0, k1, _, _ = philox4x32(n, (seed & 0xFFFFFFFF, seed >> 32))
     return k0, k1

@@ -365,6 +365,9 @@ def delta_orthogonal_(out, gain: float = 1.0, *, layout: Layout = "torch", seed=
     return out
 
 
+_SPARSE_BLOCK = 1 << 21  # rank elements per pass of sparse_
+
+
 def sparse_(out, sparsity: float, std: float = 0.01, *, seed=None, name: str = "", global_shape=None, offset=None):
     """Martens (2010) sparse initialization of a 2-d ``(rows, cols)`` weight: N(0, std**2) with exactly
     ``ceil(sparsity * rows)`` zeros in every column.
@@ -390,12 +393,16 @@ def sparse_(out, sparsity: float, std: float = 0.01, *, seed=None, name: str = "
     normal_(out, 0.0, std, seed=seed, name=name, global_shape=global_shape, offset=offset)
     rows, cols = target.global_shape
     (r0, c0), (h, w) = target.offset, out.shape
-    ranks = random_bits_(np.empty((rows, w), np.uint32), seed=seed, name=name + "/sparse",
-                         global_shape=(rows, cols), offset=(0, c0))
-    zero_rows = np.argsort(ranks, axis=0, kind="stable")[:math.ceil(sparsity * rows)]
-    mask = np.zeros((rows, w), bool)
-    np.put_along_axis(mask, zero_rows, True, axis=0)
-    out[mask[r0:r0 + h]] = 0
+    zeros = math.ceil(sparsity * rows)
+    step = max(1, _SPARSE_BLOCK // rows)  # columns per pass: temporaries stay O(_SPARSE_BLOCK)
+    for c in range(0, w, step):
+        width = min(step, w - c)
+        ranks = random_bits_(np.empty((rows, width), np.uint32), seed=seed, name=name + "/sparse",
+                             global_shape=(rows, cols), offset=(0, c0 + c))
+        zero_rows = np.argsort(ranks, axis=0, kind="stable")[:zeros]
+        mask = np.zeros((rows, width), bool)
+        np.put_along_axis(mask, zero_rows, True, axis=0)
+        out[:, c:c + width][mask[r0:r0 + h]] = 0
     return out
 
 

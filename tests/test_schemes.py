@@ -212,6 +212,18 @@ def test_sparse_has_exact_zero_counts_per_column(rows, sparsity):
         assert _std_ok(nonzero, 0.5, 0.1)
 
 
+def test_sparse_in_column_passes_equals_one_pass(monkeypatch):
+    one_pass = fi.sparse_(np.empty((200, 50), np.float32), 0.3, seed=4, name="s")
+    shard = fi.sparse_(np.empty((120, 30), np.float32), 0.3, seed=4, name="s",
+                       global_shape=(200, 50), offset=(40, 11))
+    monkeypatch.setattr(fi.schemes, "_SPARSE_BLOCK", 3 * 200)  # 3 columns per pass
+    assert_bits_equal(fi.sparse_(np.empty((200, 50), np.float32), 0.3, seed=4, name="s"), one_pass)
+    passes = fi.sparse_(np.empty((120, 30), np.float32), 0.3, seed=4, name="s",
+                        global_shape=(200, 50), offset=(40, 11))
+    assert_bits_equal(passes, shard)
+    assert_bits_equal(passes, one_pass[40:160, 11:41])
+
+
 def test_eye_dirac_and_constants_match_torch():
     for shape in ((3, 5), (6, 2)):
         assert np.array_equal(fi.eye_(np.empty(shape, np.float32)), torch.nn.init.eye_(torch.empty(shape)).numpy())

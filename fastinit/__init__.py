@@ -7,7 +7,9 @@ threads, equals the same slice of the full tensor bit for bit.
 
 from __future__ import annotations
 
-from . import conventions, initializers
+__version__ = "0.1.0"
+
+from . import checkpoint, conventions, initializers, spec  # noqa: E402  (they read __version__)
 from ._dispatch import manual_seed
 from ._jit import get_num_threads, set_num_threads
 from ._philox import key, philox4x32
@@ -38,11 +40,10 @@ from .schemes import (
     zeros_,
 )
 
-__version__ = "0.1.0"
-
 __all__ = [
     "__version__",
     "calculate_gain",
+    "checkpoint",
     "compute_fans",
     "constant_",
     "conventions",
@@ -69,6 +70,7 @@ __all__ = [
     "random_bits_",
     "set_num_threads",
     "sparse_",
+    "spec",
     "trunc_normal_",
     "uniform_",
     "variance_scaling_",

@@ -120,6 +120,17 @@ def _check_box(shape, global_shape, offset):
     return gshape, box_offset
 
 
+def numpy_dtype(name) -> np.dtype:
+    """The NumPy dtype of a dtype name or dtype-like; "bfloat16" needs ml_dtypes."""
+    if str(name) == "bfloat16":
+        try:
+            import ml_dtypes
+        except ImportError:
+            raise ImportError("bfloat16 tensors need ml_dtypes: pip install 'fastinit-philox[bfloat16]'") from None
+        return np.dtype(ml_dtypes.bfloat16)
+    return np.dtype(name)
+
+
 # --------------------------------------------------------------------- parameters and bounds
 def check_real(argname: str, value, *, allow_inf: bool = False) -> float:
     """``value`` as a float, or a TypeError / ValueError naming ``argname``."""

@@ -1,33 +1,29 @@
 """Command line: ``fastinit`` / ``python -m fastinit``.
 
-``fastinit demo`` (the default) fills a billion-parameter float32 layer (32768 x 32768) with He
-normal weights in memory and reports time, throughput and statistics against the expected std.
+* ``fastinit generate [SPEC] --out PATH``: write an initialized checkpoint (safetensors or a
+  directory of .npy files) from a spec, the bundled Llama-style default when SPEC is omitted;
+* ``fastinit verify PATH [SPEC]``: recompute it (or ``--sample`` boxes) and report mismatches;
+* ``fastinit inspect PATH``: tensors, shapes, dtypes and statistics;
+* ``fastinit demo`` (the default without arguments): fill a billion-parameter float32 layer
+  (32768 x 32768) with He normal weights in memory and report time, throughput and statistics.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import signal
 import sys
 import time
 
 import numpy as np
 
 from . import __version__
+from ._dispatch import numpy_dtype
 from ._jit import get_num_threads, set_num_threads
 from .distributions import normal_
 
 _DTYPES = ("float32", "float64", "float16", "bfloat16")
-
-
-def _dtype(name: str) -> np.dtype:
-    if name == "bfloat16":
-        try:
-            import ml_dtypes
-        except ImportError:
-            raise SystemExit("--dtype bfloat16 needs ml_dtypes: pip install 'fastinit-philox[bfloat16]'") from None
-        return np.dtype(ml_dtypes.bfloat16)
-    return np.dtype(name)
 
 
 def _summary(x: np.ndarray, rows_per_step: int = 1024) -> dict:
@@ -49,7 +45,7 @@ def demo(args: argparse.Namespace) -> int:
     rows, cols = args.shape
     fan_in = cols
     std = math.sqrt(2.0 / fan_in)  # He / Kaiming normal, ReLU gain sqrt(2), fan_in mode
-    dtype = _dtype(args.dtype)
+    dtype = numpy_dtype(args.dtype)
     if args.threads:
         set_num_threads(args.threads)
     out = np.empty((rows, cols), dtype=dtype)
@@ -88,7 +84,101 @@ def _shape(text: str) -> tuple[int, int]:
     return rows, cols
 
 
-_COMMANDS = ("demo",)
+class _Progress:
+    """Bytes, tensors, rate and ETA on stderr: a tqdm bar when tqdm is installed, else a line a second."""
+
+    def __init__(self, total_bytes: int, total_tensors: int, verb: str, quiet: bool):
+        self.total, self.tensors, self.verb, self.quiet = total_bytes, total_tensors, verb, quiet
+        self.done, self.names, self.t0, self.last = 0, set(), time.perf_counter(), 0.0
+        self.bar = None
+        if not quiet:
+            try:
+                from tqdm import tqdm
+            except ImportError:
+                return
+            self.bar = tqdm(total=total_bytes, unit="B", unit_scale=True, unit_divisor=1024, desc=verb,
+                            file=sys.stderr, dynamic_ncols=True)
+
+    def __call__(self, nbytes: int, name: str) -> None:
+        self.done += nbytes
+        self.names.add(name)
+        if self.bar is not None:
+            self.bar.update(nbytes)
+            self.bar.set_postfix_str(f"{len(self.names)}/{self.tensors} tensors", refresh=False)
+            return
+        now = time.perf_counter()
+        if self.quiet or now - self.last < 1.0:
+            return
+        self.last = now
+        rate = self.done / max(now - self.t0, 1e-9)
+        eta = (self.total - self.done) / rate if rate else math.inf
+        print(f"\r{self.verb}: {self.done / 2**30:.2f}/{self.total / 2**30:.2f} GiB, "
+              f"{len(self.names)}/{self.tensors} tensors, {rate / 1e9:.2f} GB/s, ETA {eta:.0f} s",
+              end="", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        elif not self.quiet and self.last:
+            print(file=sys.stderr)
+
+
+def _load(path: str | None, dtype: str | None = None):
+    from .spec import default_spec, load_spec
+
+    spec = default_spec() if path is None else load_spec(path)
+    return spec.with_dtype(dtype) if dtype else spec
+
+
+def generate(args: argparse.Namespace) -> int:
+    from .checkpoint import generate as write
+
+    if args.threads:
+        set_num_threads(args.threads)
+    spec = _load(args.spec, args.dtype)
+    if not args.quiet:
+        print(f"fastinit {__version__}: {len(spec.tensors)} tensors, {spec.parameters / 1e9:.3f} G parameters, "
+              f"{spec.nbytes / 2**30:.2f} GiB -> {args.out} ({args.format}), seed {args.seed}", file=sys.stderr)
+    bar = _Progress(spec.nbytes, len(spec.tensors), "generate", args.quiet)
+    try:
+        result = write(spec, args.out, seed=args.seed, format=args.format, overwrite=args.overwrite,
+                       resume=args.resume, progress=bar)
+    finally:
+        bar.close()
+    print(f"wrote {result.path}: {result.tensors} tensors, {result.parameters:,} parameters, "
+          f"{result.nbytes:,} bytes in {result.seconds:.2f} s ({result.gb_per_s:.2f} GB/s)")
+    return 0
+
+
+def verify(args: argparse.Namespace) -> int:
+    from .checkpoint import verify as check
+
+    spec = None if args.spec is None else _load(args.spec)
+    problems = check(args.path, spec, seed=args.seed, sample=args.sample)
+    for p in problems:
+        print(f"MISMATCH {p.tensor}: {p.problem}")
+    scope = f"{args.sample} boxes per tensor" if args.sample else "every value"
+    print(f"{args.path}: " + (f"{len(problems)} tensor(s) do not match" if problems else f"matches ({scope} checked)"))
+    return 1 if problems else 0
+
+
+def inspect(args: argparse.Namespace) -> int:
+    from .checkpoint import summarize
+
+    fmt, metadata, rows = summarize(args.path)
+    print(f"{args.path}: {fmt}, {len(rows)} tensors, "
+          f"{sum(math.prod(r['shape']) for r in rows):,} parameters; seed {metadata.get('fastinit.seed', '?')}, "
+          f"fastinit {metadata.get('fastinit.version', '?')}")
+    width = max([len(r["name"]) for r in rows] + [4])
+    print(f"{'name':<{width}}  {'shape':<18} {'dtype':<9} {'mean':>11} {'std':>11} {'min':>11} {'max':>11}")
+    for r in rows:
+        shape = "x".join(map(str, r["shape"])) or "()"
+        print(f"{r['name']:<{width}}  {shape:<18} {r['dtype']:<9} {r['mean']:>11.4g} {r['std']:>11.4g} "
+              f"{r['min']:>11.4g} {r['max']:>11.4g}")
+    return 0
+
+
+_COMMANDS = ("demo", "generate", "verify", "inspect")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -102,6 +192,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", default="demo.weight")
     p.add_argument("--threads", type=int, default=0, help="threads to use (default: all)")
     p.set_defaults(run=demo)
+
+    from .checkpoint import FORMATS
+    from .spec import DTYPES
+
+    g = commands.add_parser("generate", help="write an initialized checkpoint from a spec")
+    g.add_argument("spec", nargs="?", help="JSON or TOML spec (default: the bundled Llama-style 1.2B model)")
+    g.add_argument("--out", required=True, help="output path (a file for safetensors, a directory for npy)")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--format", choices=FORMATS, default="safetensors")
+    g.add_argument("--dtype", choices=DTYPES, help="store every tensor in this dtype")
+    g.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    g.add_argument("--resume", action="store_true", help="continue an interrupted run")
+    g.add_argument("--threads", type=int, default=0, help="threads to use (default: all)")
+    g.add_argument("--quiet", action="store_true", help="no progress bar")
+    g.set_defaults(run=generate)
+
+    v = commands.add_parser("verify", help="recompute a checkpoint and report mismatches")
+    v.add_argument("path")
+    v.add_argument("spec", nargs="?", help="spec to check against (default: the one recorded in the checkpoint)")
+    v.add_argument("--seed", type=int, default=None, help="default: the recorded seed")
+    v.add_argument("--sample", type=int, default=None, help="check only this many boxes per tensor")
+    v.set_defaults(run=verify)
+
+    i = commands.add_parser("inspect", help="list a checkpoint's tensors with statistics")
+    i.add_argument("path")
+    i.set_defaults(run=inspect)
     return parser
 
 
@@ -111,8 +227,21 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or (argv[0] not in _COMMANDS and argv[0] not in ("-h", "--help", "--version")):
         argv = ["demo", *argv]  # the demo is the default command
     args = parser.parse_args(argv)
+    if hasattr(signal, "SIGXFSZ"):  # a file-size limit becomes an OSError, not a silent kill
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    from .checkpoint import Interrupted
+
     try:
         return args.run(args)
-    except (ValueError, TypeError) as err:
+    except Interrupted as err:
+        print(f"fastinit: {err}", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        print("fastinit: interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, TypeError, ImportError) as err:
         print(f"fastinit: error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:
+        print(f"fastinit: error: {err}", file=sys.stderr)
+        return 1

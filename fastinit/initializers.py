@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from . import distributions, schemes
+from ._dispatch import numpy_dtype
 from .conventions import TABLE
 
 __all__ = ["init", "SCHEMES", *sorted(TABLE["jax"])]
@@ -29,14 +30,6 @@ __all__ = ["init", "SCHEMES", *sorted(TABLE["jax"])]
 SCHEMES: dict[str, Callable] = {
     n[:-1]: getattr(module, n) for module in (distributions, schemes) for n in module.__all__ if n.endswith("_")
 }
-
-
-def _dtype(dtype) -> np.dtype:
-    if str(dtype) == "bfloat16":
-        import ml_dtypes
-
-        return np.dtype(ml_dtypes.bfloat16)
-    return np.dtype(dtype)
 
 
 @functools.cache
@@ -69,7 +62,7 @@ def init(shape: Sequence[int], scheme: str | Callable, dtype="float32", *, seed=
     (2, 3)
     """
     function = _scheme(scheme)
-    dtype = _dtype(dtype)
+    dtype = numpy_dtype(dtype)
     kw = {k: v for k, v in (("seed", seed), ("name", name)) if _takes(function, k)}
     if path is None:
         return function(np.empty(tuple(shape), dtype), **kw, **params)

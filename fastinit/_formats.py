@@ -1,0 +1,152 @@
+"""On-disk layouts of a checkpoint: where each tensor's bytes go, and the headers around them.
+
+Both formats are "files made of a header and raw little-endian C-order tensor data", described by a
+:class:`Layout`, so one writer fills them: ``safetensors`` is one file whose JSON header lists every
+tensor; ``npy`` is a directory with one ``.npy`` file per tensor and a ``fastinit.json`` manifest.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+from dataclasses import dataclass
+
+import numpy as np
+
+from .spec import Spec, numpy_dtype
+
+_SAFETENSORS_DTYPE = {"bfloat16": "BF16", "float16": "F16", "float32": "F32", "float64": "F64"}
+_FROM_SAFETENSORS = {v: k for k, v in _SAFETENSORS_DTYPE.items()}
+MANIFEST = "fastinit.json"
+
+
+@dataclass(frozen=True)
+class Layout:
+    """``files[k] = (relative path, header bytes)`` (relative path ``""``: the checkpoint is one
+    file); tensor ``i`` is stored in file ``places[i][0]`` from byte ``places[i][1]``."""
+
+    files: tuple[tuple[str, bytes], ...]
+    places: tuple[tuple[int, int], ...]
+    sizes: tuple[int, ...]  # each file's final size in bytes
+
+
+def safetensors_layout(spec: Spec, metadata: dict[str, str]) -> Layout:
+    """The safetensors header: u64 little-endian length, then JSON (padded with spaces so the data
+    starts 8-byte aligned) with each tensor's dtype, shape and [begin, end) data offsets."""
+    header, begin = {"__metadata__": metadata}, 0
+    for t in spec.tensors:
+        header[t.name] = {"dtype": _SAFETENSORS_DTYPE[t.dtype], "shape": list(t.shape),
+                          "data_offsets": [begin, begin + t.nbytes]}
+        begin += t.nbytes
+    text = json.dumps(header, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)
+    head = struct.pack("<Q", len(text)) + text
+    places, start = [], len(head)
+    for t in spec.tensors:
+        places.append((0, start))
+        start += t.nbytes
+    return Layout((("", head),), tuple(places), (start,))
+
+
+def npy_file_name(name: str) -> str:
+    if not name or name in (".", "..") or "/" in name or "\\" in name or "\0" in name:
+        raise ValueError(f"tensor {name!r}: the npy format stores each tensor as <name>.npy, so names cannot "
+                         "contain '/', '\\' or NUL or be '.' / '..'")
+    return name + ".npy"
+
+
+def _npy_header(shape, dtype_name: str) -> bytes:
+    # bfloat16 has no .npy type code: it is written as 2-byte void ('|V2') records
+    descr = "|V2" if dtype_name == "bfloat16" else np.lib.format.dtype_to_descr(np.dtype(dtype_name))
+    header = {"descr": descr, "fortran_order": False, "shape": tuple(shape)}
+    text = repr(header).encode("latin1")
+    pad = -(len(text) + 1 + 10) % 64  # magic (6) + version (2) + length (2); data 64-byte aligned
+    text += b" " * pad + b"\n"
+    return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(text)) + text
+
+
+def npy_layout(spec: Spec, metadata: dict[str, str]) -> Layout:
+    files = [(MANIFEST, b"")]  # the manifest is written whole at the end, see manifest_bytes
+    places, sizes = [], [0]
+    for t in spec.tensors:
+        head = _npy_header(t.shape, t.dtype)
+        files.append((npy_file_name(t.name), head))
+        places.append((len(files) - 1, len(head)))
+        sizes.append(len(head) + t.nbytes)
+    return Layout(tuple(files), tuple(places), tuple(sizes))
+
+
+def manifest_bytes(metadata: dict[str, str]) -> bytes:
+    return json.dumps(metadata, indent=1, sort_keys=True).encode() + b"\n"
+
+
+# --------------------------------------------------------------------------------- reading
+@dataclass(frozen=True)
+class StoredTensor:
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+    file: str  # absolute path of the file holding the data
+    start: int  # byte offset of the data in that file
+
+    def open(self) -> np.ndarray:
+        """A read-only memory map of the tensor's data."""
+        dtype = numpy_dtype(self.dtype) if self.dtype != "bfloat16" else np.dtype(np.uint16)
+        if 0 in self.shape:
+            return np.empty(self.shape, dtype)
+        return np.memmap(self.file, dtype=dtype, mode="r", offset=self.start, shape=self.shape)
+
+
+def read_safetensors(path: str) -> tuple[dict[str, str], list[StoredTensor]]:
+    with open(path, "rb") as file:
+        raw = file.read(8)
+        if len(raw) < 8:
+            raise ValueError(f"{path} is not a safetensors file (shorter than 8 bytes)")
+        (length,) = struct.unpack("<Q", raw)
+        if length > 100 << 20:
+            raise ValueError(f"{path} is not a safetensors file (header length {length})")
+        try:
+            header = json.loads(file.read(length))
+        except ValueError:
+            raise ValueError(f"{path} is not a safetensors file (header is not JSON)") from None
+    metadata = header.pop("__metadata__", {}) or {}
+    tensors = []
+    for name, entry in header.items():
+        if entry["dtype"] not in _FROM_SAFETENSORS:
+            raise ValueError(f"{path}: tensor {name!r} has dtype {entry['dtype']}, not one fastinit writes")
+        tensors.append(StoredTensor(name, tuple(entry["shape"]), _FROM_SAFETENSORS[entry["dtype"]], path,
+                                    8 + length + entry["data_offsets"][0]))
+    tensors.sort(key=lambda t: t.start)
+    return metadata, tensors
+
+
+def read_npy_dir(path: str) -> tuple[dict[str, str], list[StoredTensor]]:
+    manifest = os.path.join(path, MANIFEST)
+    try:
+        with open(manifest, "rb") as file:
+            metadata = json.load(file)
+    except OSError:
+        raise ValueError(f"{path} has no {MANIFEST}: not a fastinit npy checkpoint") from None
+    spec = json.loads(metadata["fastinit.spec"])
+    tensors = []
+    for name in spec["tensors"]:
+        file_path = os.path.join(path, npy_file_name(name))
+        with open(file_path, "rb") as file:
+            version = np.lib.format.read_magic(file)
+            read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                           else np.lib.format.read_array_header_2_0)
+            shape, _, _ = read_header(file)
+            start = file.tell()
+        tensors.append(StoredTensor(name, tuple(shape), spec["tensors"][name]["dtype"], file_path, start))
+    return metadata, tensors
+
+
+def read_checkpoint(path: str) -> tuple[str, dict[str, str], list[StoredTensor]]:
+    """``(format, metadata, tensors)`` of a checkpoint written by fastinit."""
+    if os.path.isdir(path):
+        return "npy", *read_npy_dir(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path} does not exist")
+    return "safetensors", *read_safetensors(path)
+

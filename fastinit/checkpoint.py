@@ -1,0 +1,364 @@
+"""Initialized checkpoints written straight to disk, in bounded memory, bit-identical to in-memory fills.
+
+:func:`generate` fills each tensor of a :class:`~fastinit.spec.Spec` box by box (C-order slabs of
+at most ``chunk_bytes``) into two reusable buffers — one is filled while the other is written — so
+memory stays bounded whatever the checkpoint's size. Nothing half-written is ever claimed:
+
+* the data goes to ``PATH.partial`` (a file, or a directory for ``npy``), is fsynced, then renamed to
+  ``PATH``; an existing ``PATH`` is refused unless ``overwrite=True``;
+* a write error (disk full, file-size limit) removes the partial output and raises;
+* an interrupt (Ctrl-C) syncs what was written, records how far it got in ``PATH.partial.progress``
+  and raises :class:`Interrupted`; ``resume=True`` continues from there, and the result equals an
+  uninterrupted run bit for bit (every value depends only on seed, name and position).
+
+:func:`verify` recomputes a checkpoint (or a sample of its boxes) and reports mismatches;
+:func:`summarize` lists its tensors with basic statistics.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import __version__
+from ._formats import MANIFEST, Layout, manifest_bytes, npy_layout, read_checkpoint, safetensors_layout
+from .spec import WHOLE_TENSOR, Spec, TensorSpec, load_spec, numpy_dtype
+
+__all__ = ["FORMATS", "generate", "verify", "summarize", "boxes", "Interrupted", "Mismatch", "Result"]
+
+FORMATS = ("safetensors", "npy")
+CHUNK_BYTES = 32 << 20
+_SYNC_EVERY = 1 << 30  # bytes between fsync + progress record
+
+
+class Interrupted(Exception):
+    """Generation stopped by KeyboardInterrupt; the partial output is kept for ``resume=True``."""
+
+
+@dataclass(frozen=True)
+class Result:
+    path: str
+    format: str
+    tensors: int
+    parameters: int
+    nbytes: int
+    seconds: float
+
+    @property
+    def gb_per_s(self) -> float:
+        return self.nbytes / self.seconds / 1e9 if self.seconds > 0 else math.inf
+
+
+def boxes(shape: tuple[int, ...], limit: int) -> Iterator[tuple[tuple[int, ...], tuple[int, ...]]]:
+    """``(offset, box shape)`` of consecutive C-order slabs of ``shape`` with at most ``limit``
+    elements each (at least one element): each box is one contiguous run of the flat tensor.
+
+    >>> list(boxes((5, 4), 8))
+    [((0, 0), (2, 4)), ((2, 0), (2, 4)), ((4, 0), (1, 4))]
+    >>> list(boxes((2, 3), 2))
+    [((0, 0), (1, 2)), ((0, 2), (1, 1)), ((1, 0), (1, 2)), ((1, 2), (1, 1))]
+    """
+    if math.prod(shape) == 0:
+        return
+    k = len(shape)  # the smallest k with prod(shape[k:]) <= limit
+    while k > 0 and math.prod(shape[k - 1:]) <= limit:
+        k -= 1
+    if k == 0:
+        yield (0,) * len(shape), tuple(shape)
+        return
+    inner = math.prod(shape[k:])
+    step = max(1, limit // inner)
+    for lead in np.ndindex(*shape[:k - 1]):
+        for j in range(0, shape[k - 1], step):
+            n = min(step, shape[k - 1] - j)
+            yield (*lead, j, *(0,) * (len(shape) - k)), (*(1,) * (k - 1), n, *shape[k:])
+
+
+def _metadata(spec: Spec, seed: int, fmt: str) -> dict[str, str]:
+    return {"format": "pt" if fmt == "safetensors" else fmt, "fastinit.version": __version__,
+            "fastinit.seed": str(seed), "fastinit.spec_sha256": spec.digest(),
+            "fastinit.spec": json.dumps(spec.to_dict(), separators=(",", ":"))}
+
+
+def _layout(spec: Spec, seed: int, fmt: str) -> Layout:
+    if fmt not in FORMATS:
+        raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    metadata = _metadata(spec, seed, fmt)
+    return safetensors_layout(spec, metadata) if fmt == "safetensors" else npy_layout(spec, metadata)
+
+
+def _tensor_boxes(t: TensorSpec, chunk_bytes: int):
+    itemsize = t.nbytes // t.size if t.size else 1
+    return boxes(t.shape, max(1, chunk_bytes // itemsize))
+
+
+class _Files:
+    """The open files of a partial checkpoint: ``write(k, position, bytes)`` and ``sync()``."""
+
+    def __init__(self, root: str, layout: Layout, fresh: bool):
+        self.root, self.layout = root, layout
+        single = layout.files[0][0] == ""
+        if not single:
+            os.makedirs(root, exist_ok=True)
+        self.fds = []
+        for rel, head in layout.files:
+            file_path = root if single else os.path.join(root, rel)
+            fd = os.open(file_path, os.O_RDWR | os.O_CREAT | (os.O_TRUNC if fresh else 0), 0o644)
+            self.fds.append(fd)
+            if head and fresh:
+                os.pwrite(fd, head, 0)
+
+    def write(self, k: int, position: int, data) -> None:
+        view = memoryview(data)
+        while view:
+            done = os.pwrite(self.fds[k], view, position)
+            position += done
+            view = view[done:]
+
+    def sync(self) -> None:
+        for fd in self.fds:
+            os.fsync(fd)
+
+    def close(self) -> None:
+        for fd in self.fds:
+            os.close(fd)
+        self.fds = []
+
+
+def _progress_path(path: str) -> str:
+    return path + ".partial.progress"
+
+
+def _remove(path: str) -> None:
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path, ignore_errors=True)
+    elif os.path.lexists(path):
+        os.remove(path)
+
+
+def _fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _start(path, spec, seed, fmt, chunk_bytes, overwrite, resume) -> tuple[int, int]:
+    """Check what is on disk; return ``(chunk_bytes, boxes already done)``."""
+    partial, progress = path + ".partial", _progress_path(path)
+    if os.path.lexists(path) and not overwrite:
+        raise FileExistsError(f"{path} exists; pass --overwrite (overwrite=True) to replace it")
+    identity = {"format": fmt, "seed": seed, "spec_sha256": spec.digest(), "version": __version__}
+    if resume and os.path.exists(progress) and os.path.lexists(partial):
+        with open(progress) as file:
+            record = json.load(file)
+        if {k: record.get(k) for k in identity} != identity:
+            raise ValueError(f"{partial} was started with different settings "
+                             f"({', '.join(f'{k}={record.get(k)!r}' for k in identity)}); "
+                             "pass --overwrite to start over")
+        return record["chunk_bytes"], record["boxes_done"]
+    if os.path.lexists(partial) and not overwrite:
+        raise FileExistsError(f"{partial} exists from an interrupted run: pass --resume to continue it "
+                              "or --overwrite to start over")
+    _remove(partial)
+    _remove(progress)
+    return chunk_bytes, 0
+
+
+def _record(path, spec, seed, fmt, chunk_bytes, boxes_done) -> None:
+    record = {"format": fmt, "seed": seed, "spec_sha256": spec.digest(), "version": __version__,
+              "chunk_bytes": chunk_bytes, "boxes_done": boxes_done}
+    tmp = _progress_path(path) + ".tmp"
+    with open(tmp, "w") as file:
+        json.dump(record, file)
+        file.flush()
+        os.fsync(file.fileno())
+    os.replace(tmp, _progress_path(path))
+
+
+def generate(spec: Spec | str | os.PathLike | dict, path: str | os.PathLike, *, seed: int = 0,
+             format: str = "safetensors", overwrite: bool = False, resume: bool = False,
+             chunk_bytes: int = CHUNK_BYTES, progress: Callable[[int, str], None] | None = None) -> Result:
+    """Write the checkpoint of ``spec`` (a Spec, a dict or a spec file) to ``path``.
+
+    ``progress(nbytes, tensor_name)`` is called after each box is handed to the disk. Memory: two
+    buffers of ``chunk_bytes`` (``orthogonal`` / ``delta_orthogonal`` tensors are the exception: their
+    QR needs the whole tensor in memory). Returns a :class:`Result`.
+    """
+    spec = spec if isinstance(spec, Spec) else load_spec(spec)
+    path = os.fspath(path)
+    seed = int(seed)
+    layout = _layout(spec, seed, format)
+    for t in spec.tensors:
+        numpy_dtype(t.dtype)  # bfloat16 without ml_dtypes: fail before writing
+    chunk_bytes, done = _start(path, spec, seed, format, chunk_bytes, overwrite, resume)
+    partial = path + ".partial"
+    t0 = time.perf_counter()
+    files = _Files(partial, layout, fresh=done == 0)
+    count = 0
+    try:
+        buffers = [np.empty(chunk_bytes // 8 + 1, np.uint64) for _ in range(2)]
+        pending, unsynced = None, 0
+        with ThreadPoolExecutor(1, thread_name_prefix="fastinit-writer") as writer:
+            for i, t in enumerate(spec.tensors):
+                k, start = layout.places[i]
+                dtype = numpy_dtype(t.dtype)
+                whole = None
+                for offset, shape in _tensor_boxes(t, chunk_bytes):
+                    if count < done:
+                        count += 1
+                        continue
+                    n = math.prod(shape)
+                    box = buffers[count % 2].view(np.uint8)[:n * dtype.itemsize].view(dtype).reshape(shape)
+                    if t.init in WHOLE_TENSOR:  # computed once, written slab by slab
+                        whole = t.fill(np.empty(t.shape, dtype), seed) if whole is None else whole
+                        box[...] = whole[tuple(slice(o, o + m) for o, m in zip(offset, shape))]
+                    else:
+                        t.fill(box, seed, offset)
+                    if pending is not None:
+                        pending.result()
+                    flat = sum(o * math.prod(t.shape[d + 1:]) for d, o in enumerate(offset))
+                    pending = writer.submit(files.write, k, start + flat * dtype.itemsize, box.reshape(-1).view(np.uint8))
+                    count += 1
+                    unsynced += box.nbytes
+                    if progress:
+                        progress(box.nbytes, t.name)
+                    if unsynced >= _SYNC_EVERY:
+                        pending.result()
+                        files.sync()
+                        _record(path, spec, seed, format, chunk_bytes, count)
+                        unsynced = 0
+            if pending is not None:
+                pending.result()
+        for fd, (rel, _), size in zip(files.fds, layout.files, layout.sizes):
+            if rel != MANIFEST:
+                os.ftruncate(fd, size)  # the exact length, zero-size tensors included
+        if format == "npy":
+            files.write(0, 0, manifest_bytes(_metadata(spec, seed, format)))
+        files.sync()
+    except KeyboardInterrupt:
+        files.sync()
+        files.close()
+        _record(path, spec, seed, format, chunk_bytes, _durable(count, pending))
+        raise Interrupted(f"interrupted; {partial} kept: run again with --resume to continue") from None
+    except BaseException:
+        files.close()
+        _remove(partial)
+        _remove(_progress_path(path))
+        raise
+    files.close()
+    if os.path.lexists(path):  # overwrite=True was checked in _start
+        _remove(path)
+    os.replace(partial, path)
+    _remove(_progress_path(path))
+    _fsync_dir(os.path.dirname(os.path.abspath(path)))
+    return Result(path, format, len(spec.tensors), spec.parameters, spec.nbytes, time.perf_counter() - t0)
+
+
+def _durable(count: int, pending) -> int:
+    """Boxes certainly on disk after an interrupt: the last one handed to the writer may not be."""
+    if pending is None:
+        return count
+    try:
+        pending.result()
+        return count
+    except BaseException:
+        return count - 1
+
+
+# ------------------------------------------------------------------------------- verify, inspect
+@dataclass(frozen=True)
+class Mismatch:
+    tensor: str
+    problem: str
+
+
+def _stored_spec(metadata: dict, path: str) -> Spec:
+    if "fastinit.spec" not in metadata:
+        raise ValueError(f"{path} records no fastinit spec; pass the SPEC it was generated from")
+    return load_spec(json.loads(metadata["fastinit.spec"]))
+
+
+def verify(path: str | os.PathLike, spec=None, *, seed: int | None = None, sample: int | None = None,
+           chunk_bytes: int = CHUNK_BYTES, progress: Callable[[int, str], None] | None = None) -> list[Mismatch]:
+    """Recompute the checkpoint at ``path`` and compare it bit for bit.
+
+    ``spec`` defaults to the one recorded in the checkpoint and ``seed`` to the recorded seed.
+    With ``sample=k``, only ``k`` boxes per tensor (chosen at random, always including the first
+    and the last) are recomputed. Returns the mismatches (empty: the checkpoint is exact).
+    """
+    path = os.fspath(path)
+    _, metadata, stored = read_checkpoint(path)
+    spec = _stored_spec(metadata, path) if spec is None else (spec if isinstance(spec, Spec) else load_spec(spec))
+    if seed is None:
+        if "fastinit.seed" not in metadata:
+            raise ValueError(f"{path} records no seed; pass --seed")
+        seed = int(metadata["fastinit.seed"])
+    by_name = {t.name: t for t in stored}
+    problems = [Mismatch(n, "in the checkpoint but not in the spec") for n in by_name
+                if n not in {t.name for t in spec.tensors}]
+    rng = np.random.default_rng(0)
+    for t in spec.tensors:
+        s = by_name.get(t.name)
+        if s is None:
+            problems.append(Mismatch(t.name, "missing from the checkpoint"))
+            continue
+        if (s.shape, s.dtype) != (t.shape, t.dtype):
+            problems.append(Mismatch(t.name, f"stored as {s.dtype} {list(s.shape)}, spec says {t.dtype} {list(t.shape)}"))
+            continue
+        data = s.open()
+        dtype = numpy_dtype(t.dtype)
+        all_boxes = list(_tensor_boxes(t, chunk_bytes))
+        if sample is not None and len(all_boxes) > sample:
+            inner = rng.choice(np.arange(1, len(all_boxes) - 1), size=max(0, sample - 2), replace=False)
+            all_boxes = [all_boxes[i] for i in sorted({0, len(all_boxes) - 1, *inner.tolist()})]
+        whole = t.fill(np.empty(t.shape, dtype), seed) if t.init in WHOLE_TENSOR and all_boxes else None
+        wrong = 0
+        first = None
+        for offset, shape in all_boxes:
+            region = tuple(slice(o, o + n) for o, n in zip(offset, shape))
+            expected = whole[region] if whole is not None else t.fill(np.empty(shape, dtype), seed, offset)
+            got = np.asarray(data[region])
+            bad = expected.view(got.dtype) != got
+            if bad.any():
+                wrong += int(bad.sum())
+                first = first or tuple(int(o + i) for o, i in zip(offset, np.argwhere(bad)[0]))
+            if progress:
+                progress(got.nbytes, t.name)
+        if wrong:
+            problems.append(Mismatch(t.name, f"{wrong} values differ, the first at index {list(first)}"))
+    return problems
+
+
+def summarize(path: str | os.PathLike, *, chunk_bytes: int = CHUNK_BYTES) -> tuple[str, dict, list[dict]]:
+    """``(format, metadata, rows)`` with one row per tensor: name, shape, dtype, mean, std, min, max
+    (in float64, a slab at a time)."""
+    path = os.fspath(path)
+    fmt, metadata, stored = read_checkpoint(path)
+    rows = []
+    for s in stored:
+        data = s.open()
+        dtype = numpy_dtype(s.dtype)
+        total = total_sq = 0.0
+        lo, hi = math.inf, -math.inf
+        for offset, shape in boxes(s.shape, max(1, chunk_bytes // dtype.itemsize)):
+            block = np.asarray(data[tuple(slice(o, o + n) for o, n in zip(offset, shape))])
+            block = block.view(dtype).astype(np.float64)
+            total += float(block.sum())
+            total_sq += float(np.square(block).sum())
+            lo, hi = min(lo, float(block.min())), max(hi, float(block.max()))
+        n = math.prod(s.shape)
+        mean = total / n if n else math.nan
+        std = math.sqrt(max(total_sq / n - mean * mean, 0.0)) if n else math.nan
+        rows.append({"name": s.name, "shape": s.shape, "dtype": s.dtype, "mean": mean, "std": std,
+                     "min": lo if n else math.nan, "max": hi if n else math.nan})
+    return fmt, metadata, rows

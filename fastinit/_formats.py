@@ -1,8 +1,9 @@
 """On-disk layouts of a checkpoint: where each tensor's bytes go, and the headers around them.
 
-Both formats are "files made of a header and raw little-endian C-order tensor data", described by a
-:class:`Layout`, so one writer fills them: ``safetensors`` is one file whose JSON header lists every
-tensor; ``npy`` is a directory with one ``.npy`` file per tensor and a ``fastinit.json`` manifest.
+``safetensors`` and ``npy`` are "files made of a header and raw little-endian C-order tensor data",
+described by a :class:`Layout`, so one writer fills them: ``safetensors`` is one file whose JSON header
+lists every tensor; ``npy`` is a directory with one ``.npy`` file per tensor and a ``fastinit.json``
+manifest. ``zarr`` is a zarr v3 group with one chunked array per tensor, written through zarr-python.
 """
 
 from __future__ import annotations
@@ -10,11 +11,13 @@ from __future__ import annotations
 import json
 import os
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
-from .spec import Spec, numpy_dtype
+from ._dispatch import numpy_dtype
+from .spec import Spec
 
 _SAFETENSORS_DTYPE = {"bfloat16": "BF16", "float16": "F16", "float32": "F32", "float64": "F64"}
 _FROM_SAFETENSORS = {v: k for k, v in _SAFETENSORS_DTYPE.items()}
@@ -51,8 +54,8 @@ def safetensors_layout(spec: Spec, metadata: dict[str, str]) -> Layout:
 
 def npy_file_name(name: str) -> str:
     if not name or name in (".", "..") or "/" in name or "\\" in name or "\0" in name:
-        raise ValueError(f"tensor {name!r}: the npy format stores each tensor as <name>.npy, so names cannot "
-                         "contain '/', '\\' or NUL or be '.' / '..'")
+        raise ValueError(f"tensor {name!r}: the npy and zarr formats store each tensor under its name, so names "
+                         "cannot contain '/', '\\' or NUL or be '.' / '..'")
     return name + ".npy"
 
 
@@ -84,18 +87,22 @@ def manifest_bytes(metadata: dict[str, str]) -> bytes:
 # --------------------------------------------------------------------------------- reading
 @dataclass(frozen=True)
 class StoredTensor:
+    """A tensor of a checkpoint on disk; ``open()`` gives a read-only array-like (bfloat16 as uint16)."""
+
     name: str
     shape: tuple[int, ...]
     dtype: str
-    file: str  # absolute path of the file holding the data
-    start: int  # byte offset of the data in that file
+    open: Callable[[], object]
 
-    def open(self) -> np.ndarray:
-        """A read-only memory map of the tensor's data."""
-        dtype = numpy_dtype(self.dtype) if self.dtype != "bfloat16" else np.dtype(np.uint16)
-        if 0 in self.shape:
-            return np.empty(self.shape, dtype)
-        return np.memmap(self.file, dtype=dtype, mode="r", offset=self.start, shape=self.shape)
+
+def _memmap(file: str, start: int, shape: tuple[int, ...], dtype: str) -> Callable[[], np.ndarray]:
+    def open_memmap():
+        kind = np.dtype(np.uint16) if dtype == "bfloat16" else numpy_dtype(dtype)
+        if 0 in shape:
+            return np.empty(shape, kind)
+        return np.memmap(file, dtype=kind, mode="r", offset=start, shape=shape)
+
+    return open_memmap
 
 
 def read_safetensors(path: str) -> tuple[dict[str, str], list[StoredTensor]]:
@@ -115,10 +122,9 @@ def read_safetensors(path: str) -> tuple[dict[str, str], list[StoredTensor]]:
     for name, entry in header.items():
         if entry["dtype"] not in _FROM_SAFETENSORS:
             raise ValueError(f"{path}: tensor {name!r} has dtype {entry['dtype']}, not one fastinit writes")
-        tensors.append(StoredTensor(name, tuple(entry["shape"]), _FROM_SAFETENSORS[entry["dtype"]], path,
-                                    8 + length + entry["data_offsets"][0]))
-    tensors.sort(key=lambda t: t.start)
-    return metadata, tensors
+        start, dtype, shape = 8 + length + entry["data_offsets"][0], _FROM_SAFETENSORS[entry["dtype"]], tuple(entry["shape"])
+        tensors.append((start, StoredTensor(name, shape, dtype, _memmap(path, start, shape, dtype))))
+    return metadata, [t for _, t in sorted(tensors, key=lambda pair: pair[0])]
 
 
 def read_npy_dir(path: str) -> tuple[dict[str, str], list[StoredTensor]]:
@@ -138,13 +144,36 @@ def read_npy_dir(path: str) -> tuple[dict[str, str], list[StoredTensor]]:
                            else np.lib.format.read_array_header_2_0)
             shape, _, _ = read_header(file)
             start = file.tell()
-        tensors.append(StoredTensor(name, tuple(shape), spec["tensors"][name]["dtype"], file_path, start))
+        dtype = spec["tensors"][name]["dtype"]
+        tensors.append(StoredTensor(name, tuple(shape), dtype, _memmap(file_path, start, tuple(shape), dtype)))
+    return metadata, tensors
+
+
+def import_zarr():
+    try:
+        import zarr
+    except ImportError:
+        raise ImportError("the zarr format needs zarr-python 3: pip install 'fastinit-philox[zarr]'") from None
+    return zarr
+
+
+def read_zarr(path: str) -> tuple[dict[str, str], list[StoredTensor]]:
+    group = import_zarr().open_group(store=path, mode="r")
+    metadata = dict(group.attrs)
+    names = json.loads(metadata["fastinit.spec"])["tensors"] if "fastinit.spec" in metadata else sorted(group.array_keys())
+    tensors = []
+    for name in names:
+        array = group[name]
+        dtype = array.attrs.get("fastinit.dtype", str(array.dtype))
+        tensors.append(StoredTensor(name, tuple(array.shape), dtype, lambda array=array: array))
     return metadata, tensors
 
 
 def read_checkpoint(path: str) -> tuple[str, dict[str, str], list[StoredTensor]]:
     """``(format, metadata, tensors)`` of a checkpoint written by fastinit."""
     if os.path.isdir(path):
+        if os.path.exists(os.path.join(path, "zarr.json")):
+            return "zarr", *read_zarr(path)
         return "npy", *read_npy_dir(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"{path} does not exist")

@@ -1,4 +1,5 @@
-"""Initialized checkpoints written straight to disk, in bounded memory, bit-identical to in-memory fills.
+"""Initialized checkpoints written straight to disk (safetensors, a directory of .npy files, a zarr v3
+group), in bounded memory, bit-identical to in-memory fills.
 
 :func:`generate` fills each tensor of a :class:`~fastinit.spec.Spec` box by box (C-order slabs of
 at most ``chunk_bytes``) into two reusable buffers — one is filled while the other is written — so
@@ -29,14 +30,23 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import __version__
-from ._formats import MANIFEST, Layout, manifest_bytes, npy_layout, read_checkpoint, safetensors_layout
-from .spec import WHOLE_TENSOR, Spec, TensorSpec, load_spec, numpy_dtype
+from ._formats import (
+    MANIFEST,
+    import_zarr,
+    manifest_bytes,
+    npy_file_name,
+    npy_layout,
+    read_checkpoint,
+    safetensors_layout,
+)
+from ._dispatch import numpy_dtype
+from .spec import WHOLE_TENSOR, Spec, TensorSpec, load_spec
 
 __all__ = ["FORMATS", "generate", "verify", "summarize", "boxes", "Interrupted", "Mismatch", "Result"]
 
-FORMATS = ("safetensors", "npy")
+FORMATS = ("safetensors", "npy", "zarr")
 CHUNK_BYTES = 32 << 20
-_SYNC_EVERY = 1 << 30  # bytes between fsync + progress record
+_SYNC_EVERY = 1 << 30  # bytes between background fsync + progress records (resume after a crash)
 
 
 class Interrupted(Exception):
@@ -88,40 +98,47 @@ def _metadata(spec: Spec, seed: int, fmt: str) -> dict[str, str]:
             "fastinit.spec": json.dumps(spec.to_dict(), separators=(",", ":"))}
 
 
-def _layout(spec: Spec, seed: int, fmt: str) -> Layout:
-    if fmt not in FORMATS:
-        raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
-    metadata = _metadata(spec, seed, fmt)
-    return safetensors_layout(spec, metadata) if fmt == "safetensors" else npy_layout(spec, metadata)
-
-
 def _tensor_boxes(t: TensorSpec, chunk_bytes: int):
     itemsize = t.nbytes // t.size if t.size else 1
     return boxes(t.shape, max(1, chunk_bytes // itemsize))
 
 
-class _Files:
-    """The open files of a partial checkpoint: ``write(k, position, bytes)`` and ``sync()``."""
+class _FileSink:
+    """safetensors / npy: the open files of a partial checkpoint, written with ``pwrite``."""
 
-    def __init__(self, root: str, layout: Layout, fresh: bool):
-        self.root, self.layout = root, layout
-        single = layout.files[0][0] == ""
+    def __init__(self, root: str, spec: Spec, metadata: dict, fmt: str, fresh: bool):
+        self.layout = (safetensors_layout if fmt == "safetensors" else npy_layout)(spec, metadata)
+        self.manifest = manifest_bytes(metadata) if fmt == "npy" else None
+        single = self.layout.files[0][0] == ""
         if not single:
             os.makedirs(root, exist_ok=True)
         self.fds = []
-        for rel, head in layout.files:
-            file_path = root if single else os.path.join(root, rel)
-            fd = os.open(file_path, os.O_RDWR | os.O_CREAT | (os.O_TRUNC if fresh else 0), 0o644)
+        for rel, head in self.layout.files:
+            fd = os.open(root if single else os.path.join(root, rel),
+                         os.O_RDWR | os.O_CREAT | (os.O_TRUNC if fresh else 0), 0o644)
             self.fds.append(fd)
             if head and fresh:
-                os.pwrite(fd, head, 0)
+                self._pwrite(fd, head, 0)
 
-    def write(self, k: int, position: int, data) -> None:
+    @staticmethod
+    def _pwrite(fd: int, data, position: int) -> None:
         view = memoryview(data)
         while view:
-            done = os.pwrite(self.fds[k], view, position)
+            done = os.pwrite(fd, view, position)
             position += done
             view = view[done:]
+
+    def write(self, i: int, t: TensorSpec, offset: tuple[int, ...], box: np.ndarray) -> None:
+        k, start = self.layout.places[i]
+        flat = sum(o * math.prod(t.shape[d + 1:]) for d, o in enumerate(offset))
+        self._pwrite(self.fds[k], box.reshape(-1).view(np.uint8), start + flat * box.itemsize)
+
+    def finish(self) -> None:
+        for fd, (rel, _), size in zip(self.fds, self.layout.files, self.layout.sizes):
+            if rel != MANIFEST:
+                os.ftruncate(fd, size)  # the exact length, zero-size tensors included
+        if self.manifest is not None:
+            self._pwrite(self.fds[0], self.manifest, 0)
 
     def sync(self) -> None:
         for fd in self.fds:
@@ -131,6 +148,47 @@ class _Files:
         for fd in self.fds:
             os.close(fd)
         self.fds = []
+
+
+class _ZarrSink:
+    """zarr v3: a group with one array per tensor, chunked like the generation boxes, so every box is
+    one chunk written on its own. bfloat16 (which zarr-python has no type for) is stored as uint16
+    with the array attribute ``fastinit.dtype = "bfloat16"``."""
+
+    def __init__(self, root: str, spec: Spec, metadata: dict, chunk_bytes: int, fresh: bool):
+        zarr = import_zarr()
+        self.root = root
+        if fresh:
+            group = zarr.open_group(store=root, mode="w", zarr_format=3, attributes=metadata)
+            self.arrays = []
+            for t in spec.tensors:
+                first = next(iter(_tensor_boxes(t, chunk_bytes)), (None, tuple(max(1, d) for d in t.shape)))[1]
+                kind = "uint16" if t.dtype == "bfloat16" else t.dtype
+                self.arrays.append(group.create_array(
+                    t.name, shape=t.shape, dtype=kind, chunks=first, fill_value=0,
+                    attributes={"fastinit.dtype": t.dtype}))
+        else:
+            group = zarr.open_group(store=root, mode="r+")
+            self.arrays = [group[t.name] for t in spec.tensors]
+
+    def write(self, i: int, t: TensorSpec, offset: tuple[int, ...], box: np.ndarray) -> None:
+        region = tuple(slice(o, o + n) for o, n in zip(offset, box.shape))
+        self.arrays[i][region] = box.view(np.uint16) if t.dtype == "bfloat16" else box
+
+    def finish(self) -> None:
+        pass
+
+    def sync(self) -> None:
+        for folder, _, names in os.walk(self.root):
+            for name in names:
+                fd = os.open(os.path.join(folder, name), os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+
+    def close(self) -> None:
+        pass
 
 
 def _progress_path(path: str) -> str:
@@ -197,20 +255,27 @@ def generate(spec: Spec | str | os.PathLike | dict, path: str | os.PathLike, *, 
     spec = spec if isinstance(spec, Spec) else load_spec(spec)
     path = os.fspath(path)
     seed = int(seed)
-    layout = _layout(spec, seed, format)
-    for t in spec.tensors:
-        numpy_dtype(t.dtype)  # bfloat16 without ml_dtypes: fail before writing
+    if format not in FORMATS:
+        raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {format!r}")
+    for t in spec.tensors:  # before anything is written
+        numpy_dtype(t.dtype)  # bfloat16 needs ml_dtypes
+        if format != "safetensors":
+            npy_file_name(t.name)
+    if format == "zarr":
+        import_zarr()
     chunk_bytes, done = _start(path, spec, seed, format, chunk_bytes, overwrite, resume)
     partial = path + ".partial"
     t0 = time.perf_counter()
-    files = _Files(partial, layout, fresh=done == 0)
+    metadata = _metadata(spec, seed, format)
+    files = (_ZarrSink(partial, spec, metadata, chunk_bytes, fresh=done == 0) if format == "zarr"
+             else _FileSink(partial, spec, metadata, format, fresh=done == 0))
     count = 0
     try:
         buffers = [np.empty(chunk_bytes // 8 + 1, np.uint64) for _ in range(2)]
-        pending, unsynced = None, 0
-        with ThreadPoolExecutor(1, thread_name_prefix="fastinit-writer") as writer:
+        pending, syncing, unsynced = None, None, 0
+        with ThreadPoolExecutor(1, thread_name_prefix="fastinit-writer") as writer, \
+                ThreadPoolExecutor(1, thread_name_prefix="fastinit-sync") as syncer:
             for i, t in enumerate(spec.tensors):
-                k, start = layout.places[i]
                 dtype = numpy_dtype(t.dtype)
                 whole = None
                 for offset, shape in _tensor_boxes(t, chunk_bytes):
@@ -226,24 +291,23 @@ def generate(spec: Spec | str | os.PathLike | dict, path: str | os.PathLike, *, 
                         t.fill(box, seed, offset)
                     if pending is not None:
                         pending.result()
-                    flat = sum(o * math.prod(t.shape[d + 1:]) for d, o in enumerate(offset))
-                    pending = writer.submit(files.write, k, start + flat * dtype.itemsize, box.reshape(-1).view(np.uint8))
+                    pending = writer.submit(files.write, i, t, offset, box)
                     count += 1
                     unsynced += box.nbytes
                     if progress:
                         progress(box.nbytes, t.name)
-                    if unsynced >= _SYNC_EVERY:
+                    if unsynced >= _SYNC_EVERY and (syncing is None or syncing.done()):
+                        # fsync and record the progress in the background: the disk keeps writing
                         pending.result()
-                        files.sync()
-                        _record(path, spec, seed, format, chunk_bytes, count)
+                        if syncing is not None:
+                            syncing.result()
+                        syncing = syncer.submit(_sync_and_record, files, path, spec, seed, format, chunk_bytes,
+                                                count)
                         unsynced = 0
-            if pending is not None:
-                pending.result()
-        for fd, (rel, _), size in zip(files.fds, layout.files, layout.sizes):
-            if rel != MANIFEST:
-                os.ftruncate(fd, size)  # the exact length, zero-size tensors included
-        if format == "npy":
-            files.write(0, 0, manifest_bytes(_metadata(spec, seed, format)))
+            for future in (pending, syncing):
+                if future is not None:
+                    future.result()
+        files.finish()
         files.sync()
     except KeyboardInterrupt:
         files.sync()
@@ -262,6 +326,11 @@ def generate(spec: Spec | str | os.PathLike | dict, path: str | os.PathLike, *, 
     _remove(_progress_path(path))
     _fsync_dir(os.path.dirname(os.path.abspath(path)))
     return Result(path, format, len(spec.tensors), spec.parameters, spec.nbytes, time.perf_counter() - t0)
+
+
+def _sync_and_record(files, path, spec, seed, fmt, chunk_bytes, boxes_done) -> None:
+    files.sync()
+    _record(path, spec, seed, fmt, chunk_bytes, boxes_done)
 
 
 def _durable(count: int, pending) -> int:

@@ -1,7 +1,8 @@
 """Command line: ``fastinit`` / ``python -m fastinit``.
 
-* ``fastinit generate [SPEC] --out PATH``: write an initialized checkpoint (safetensors or a
-  directory of .npy files) from a spec, the bundled Llama-style default when SPEC is omitted;
+* ``fastinit generate [SPEC] --out PATH``: write an initialized checkpoint (safetensors, a
+  directory of .npy files or a zarr v3 group) from a spec, the bundled Llama-style default when SPEC
+  is omitted;
 * ``fastinit verify PATH [SPEC]``: recompute it (or ``--sample`` boxes) and report mismatches;
 * ``fastinit inspect PATH``: tensors, shapes, dtypes and statistics;
 * ``fastinit demo`` (the default without arguments): fill a billion-parameter float32 layer
@@ -198,7 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     g = commands.add_parser("generate", help="write an initialized checkpoint from a spec")
     g.add_argument("spec", nargs="?", help="JSON or TOML spec (default: the bundled Llama-style 1.2B model)")
-    g.add_argument("--out", required=True, help="output path (a file for safetensors, a directory for npy)")
+    g.add_argument("--out", required=True, help="output path (a file for safetensors, a directory for npy and zarr)")
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--format", choices=FORMATS, default="safetensors")
     g.add_argument("--dtype", choices=DTYPES, help="store every tensor in this dtype")

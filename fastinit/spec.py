@@ -36,7 +36,7 @@ import numpy as np
 from ._dispatch import numpy_dtype
 from .initializers import SCHEMES, _takes
 
-__all__ = ["TensorSpec", "Spec", "load_spec", "default_spec", "numpy_dtype", "DTYPES"]
+__all__ = ["TensorSpec", "Spec", "load_spec", "default_spec", "DTYPES"]
 
 DTYPES = ("bfloat16", "float16", "float32", "float64")
 _ITEMSIZE = {"bfloat16": 2, "float16": 2, "float32": 4, "float64": 8}

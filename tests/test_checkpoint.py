@@ -185,6 +185,28 @@ def test_npy_directory_round_trip(tmp_path, spec_file):
     assert verify(out) == []
 
 
+def test_zarr_group_round_trip(tmp_path, spec_file):
+    zarr = pytest.importorskip("zarr")
+    out = tmp_path / "ckpt.zarr"
+    generate(spec_file, out, seed=SEED, format="zarr", chunk_bytes=CHUNK)
+    group = zarr.open_group(store=str(out), mode="r")
+    assert group.attrs["fastinit.seed"] == str(SEED)
+    for name, entry in TENSORS.items():
+        array = group[name]
+        expected = _expected(name, entry)
+        got = array[...]
+        if entry["dtype"] == "bfloat16":
+            assert array.attrs["fastinit.dtype"] == "bfloat16" and got.dtype == np.uint16
+            got = got.view(BF16)
+        assert got.shape == expected.shape and got.dtype == expected.dtype
+        assert got.tobytes() == expected.tobytes(), name
+        if expected.size * expected.itemsize > CHUNK:
+            assert array.chunks[0] < expected.shape[0]  # really chunked: one chunk per box
+    assert verify(out) == []
+    fmt, _, rows = summarize(out)
+    assert fmt == "zarr" and len(rows) == len(TENSORS)
+
+
 def test_npy_rejects_names_that_are_not_file_names(tmp_path):
     with pytest.raises(ValueError, match="cannot contain '/'"):
         generate({"tensors": {"a/b": {"shape": [2], "dtype": "float32", "init": "ones"}}}, tmp_path / "d",
@@ -204,8 +226,10 @@ def test_existing_output_is_refused_unless_overwrite(tmp_path, spec_file):
     assert sorted(os.listdir(tmp_path)) == ["m.safetensors"]
 
 
-@pytest.mark.parametrize("fmt", ["safetensors", "npy"])
+@pytest.mark.parametrize("fmt", ["safetensors", "npy", "zarr"])
 def test_interrupt_keeps_a_resumable_partial_and_resume_is_bit_identical(tmp_path, spec_file, fmt):
+    if fmt == "zarr":
+        pytest.importorskip("zarr")
     reference = tmp_path / f"ref.{fmt}"
     generate(spec_file, reference, seed=SEED, format=fmt, chunk_bytes=CHUNK)
     out = tmp_path / f"m.{fmt}"
@@ -238,7 +262,7 @@ def calls_total(spec_file):
 
 def _tree_bytes(path):
     if path.is_dir():
-        return {p.name: p.read_bytes() for p in sorted(path.iterdir())}
+        return {str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
     return path.read_bytes()
 
 

@@ -42,7 +42,7 @@ from ._formats import (
 from ._dispatch import numpy_dtype
 from .spec import WHOLE_TENSOR, Spec, TensorSpec, load_spec
 
-__all__ = ["FORMATS", "generate", "verify", "summarize", "boxes", "Interrupted", "Mismatch", "Result"]
+__all__ = ["FORMATS", "generate", "verify", "summarize", "statistics", "boxes", "Interrupted", "Mismatch", "Result"]
 
 FORMATS = ("safetensors", "npy", "zarr")
 CHUNK_BYTES = 32 << 20
@@ -99,8 +99,7 @@ def _metadata(spec: Spec, seed: int, fmt: str) -> dict[str, str]:
 
 
 def _tensor_boxes(t: TensorSpec, chunk_bytes: int):
-    itemsize = t.nbytes // t.size if t.size else 1
-    return boxes(t.shape, max(1, chunk_bytes // itemsize))
+    return boxes(t.shape, max(1, chunk_bytes // t.itemsize))
 
 
 class _FileSink:
@@ -210,12 +209,16 @@ def _fsync_dir(path: str) -> None:
         os.close(fd)
 
 
-def _start(path, spec, seed, fmt, chunk_bytes, overwrite, resume) -> tuple[int, int]:
+def _identity(spec: Spec, seed: int, fmt: str) -> dict:
+    """What a partial output must have been started with for ``resume`` to continue it."""
+    return {"format": fmt, "seed": seed, "spec_sha256": spec.digest(), "version": __version__}
+
+
+def _start(path, identity, chunk_bytes, overwrite, resume) -> tuple[int, int]:
     """Check what is on disk; return ``(chunk_bytes, boxes already done)``."""
     partial, progress = path + ".partial", _progress_path(path)
     if os.path.lexists(path) and not overwrite:
         raise FileExistsError(f"{path} exists; pass --overwrite (overwrite=True) to replace it")
-    identity = {"format": fmt, "seed": seed, "spec_sha256": spec.digest(), "version": __version__}
     if resume and os.path.exists(progress) and os.path.lexists(partial):
         with open(progress) as file:
             record = json.load(file)
@@ -232,9 +235,8 @@ def _start(path, spec, seed, fmt, chunk_bytes, overwrite, resume) -> tuple[int, 
     return chunk_bytes, 0
 
 
-def _record(path, spec, seed, fmt, chunk_bytes, boxes_done) -> None:
-    record = {"format": fmt, "seed": seed, "spec_sha256": spec.digest(), "version": __version__,
-              "chunk_bytes": chunk_bytes, "boxes_done": boxes_done}
+def _record(path, identity, chunk_bytes, boxes_done) -> None:
+    record = {**identity, "chunk_bytes": chunk_bytes, "boxes_done": boxes_done}
     tmp = _progress_path(path) + ".tmp"
     with open(tmp, "w") as file:
         json.dump(record, file)
@@ -263,7 +265,8 @@ def generate(spec: Spec | str | os.PathLike | dict, path: str | os.PathLike, *, 
             npy_file_name(t.name)
     if format == "zarr":
         import_zarr()
-    chunk_bytes, done = _start(path, spec, seed, format, chunk_bytes, overwrite, resume)
+    identity = _identity(spec, seed, format)
+    chunk_bytes, done = _start(path, identity, chunk_bytes, overwrite, resume)
     partial = path + ".partial"
     t0 = time.perf_counter()
     metadata = _metadata(spec, seed, format)
@@ -301,8 +304,7 @@ def generate(spec: Spec | str | os.PathLike | dict, path: str | os.PathLike, *, 
                         pending.result()
                         if syncing is not None:
                             syncing.result()
-                        syncing = syncer.submit(_sync_and_record, files, path, spec, seed, format, chunk_bytes,
-                                                count)
+                        syncing = syncer.submit(_sync_and_record, files, path, identity, chunk_bytes, count)
                         unsynced = 0
             for future in (pending, syncing):
                 if future is not None:
@@ -312,7 +314,7 @@ def generate(spec: Spec | str | os.PathLike | dict, path: str | os.PathLike, *, 
     except KeyboardInterrupt:
         files.sync()
         files.close()
-        _record(path, spec, seed, format, chunk_bytes, _durable(count, pending))
+        _record(path, identity, chunk_bytes, _durable(count, pending))
         raise Interrupted(f"interrupted; {partial} kept: run again with --resume to continue") from None
     except BaseException:
         files.close()
@@ -328,9 +330,9 @@ def generate(spec: Spec | str | os.PathLike | dict, path: str | os.PathLike, *, 
     return Result(path, format, len(spec.tensors), spec.parameters, spec.nbytes, time.perf_counter() - t0)
 
 
-def _sync_and_record(files, path, spec, seed, fmt, chunk_bytes, boxes_done) -> None:
+def _sync_and_record(files, path, identity, chunk_bytes, boxes_done) -> None:
     files.sync()
-    _record(path, spec, seed, fmt, chunk_bytes, boxes_done)
+    _record(path, identity, chunk_bytes, boxes_done)
 
 
 def _durable(count: int, pending) -> int:
@@ -408,26 +410,29 @@ def verify(path: str | os.PathLike, spec=None, *, seed: int | None = None, sampl
     return problems
 
 
+def statistics(data, dtype: np.dtype, *, chunk_bytes: int = CHUNK_BYTES) -> dict:
+    """Mean, std, min and max of an array-like (a stored bfloat16 may be its uint16 bits, viewed as
+    ``dtype``), in float64, a slab at a time; NaN for an empty array."""
+    shape = tuple(data.shape)
+    total = total_sq = 0.0
+    lo, hi = math.inf, -math.inf
+    for offset, box in boxes(shape, max(1, chunk_bytes // dtype.itemsize)):
+        block = np.asarray(data[tuple(slice(o, o + n) for o, n in zip(offset, box))])
+        block = block.view(dtype).astype(np.float64)
+        total += float(block.sum())
+        total_sq += float(np.square(block).sum())
+        lo, hi = min(lo, float(block.min())), max(hi, float(block.max()))
+    n = math.prod(shape)
+    if n == 0:
+        return {"mean": math.nan, "std": math.nan, "min": math.nan, "max": math.nan}
+    mean = total / n
+    return {"mean": mean, "std": math.sqrt(max(total_sq / n - mean * mean, 0.0)), "min": lo, "max": hi}
+
+
 def summarize(path: str | os.PathLike, *, chunk_bytes: int = CHUNK_BYTES) -> tuple[str, dict, list[dict]]:
-    """``(format, metadata, rows)`` with one row per tensor: name, shape, dtype, mean, std, min, max
-    (in float64, a slab at a time)."""
-    path = os.fspath(path)
-    fmt, metadata, stored = read_checkpoint(path)
-    rows = []
-    for s in stored:
-        data = s.open()
-        dtype = numpy_dtype(s.dtype)
-        total = total_sq = 0.0
-        lo, hi = math.inf, -math.inf
-        for offset, shape in boxes(s.shape, max(1, chunk_bytes // dtype.itemsize)):
-            block = np.asarray(data[tuple(slice(o, o + n) for o, n in zip(offset, shape))])
-            block = block.view(dtype).astype(np.float64)
-            total += float(block.sum())
-            total_sq += float(np.square(block).sum())
-            lo, hi = min(lo, float(block.min())), max(hi, float(block.max()))
-        n = math.prod(s.shape)
-        mean = total / n if n else math.nan
-        std = math.sqrt(max(total_sq / n - mean * mean, 0.0)) if n else math.nan
-        rows.append({"name": s.name, "shape": s.shape, "dtype": s.dtype, "mean": mean, "std": std,
-                     "min": lo if n else math.nan, "max": hi if n else math.nan})
+    """``(format, metadata, rows)`` with one row per tensor: name, shape, dtype and its
+    :func:`statistics`."""
+    fmt, metadata, stored = read_checkpoint(os.fspath(path))
+    rows = [{"name": s.name, "shape": s.shape, "dtype": s.dtype,
+             **statistics(s.open(), numpy_dtype(s.dtype), chunk_bytes=chunk_bytes)} for s in stored]
     return fmt, metadata, rows

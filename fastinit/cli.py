@@ -22,25 +22,11 @@ import numpy as np
 from . import __version__
 from ._dispatch import numpy_dtype
 from ._jit import get_num_threads, set_num_threads
+from .checkpoint import FORMATS, Interrupted, statistics, summarize
+from .checkpoint import generate as write_checkpoint
+from .checkpoint import verify as verify_checkpoint
 from .distributions import normal_
-
-_DTYPES = ("float32", "float64", "float16", "bfloat16")
-
-
-def _summary(x: np.ndarray, rows_per_step: int = 1024) -> dict:
-    """Mean, std, extremes and tail counts in float64, a few rows at a time (bounded memory)."""
-    total = total_sq = 0.0
-    lo, hi = math.inf, -math.inf
-    flat_rows = x.reshape(x.shape[0], -1)
-    for start in range(0, flat_rows.shape[0], rows_per_step):
-        block = flat_rows[start:start + rows_per_step].astype(np.float64)
-        total += float(block.sum())
-        total_sq += float(np.square(block).sum())
-        lo, hi = min(lo, float(block.min())), max(hi, float(block.max()))
-    n = x.size
-    mean = total / n
-    return {"mean": mean, "std": math.sqrt(max(total_sq / n - mean * mean, 0.0)), "min": lo, "max": hi}
-
+from .spec import DTYPES, default_spec, load_spec
 
 def demo(args: argparse.Namespace) -> int:
     rows, cols = args.shape
@@ -62,7 +48,7 @@ def demo(args: argparse.Namespace) -> int:
     fill_s = time.perf_counter() - t0
     print(f"  kernel load/compile {compile_s:.2f} s; fill {fill_s:.3f} s = "
           f"{out.size / fill_s / 1e9:.2f} G values/s, {out.nbytes / fill_s / 1e9:.2f} GB/s")
-    stats = _summary(out)
+    stats = statistics(out, out.dtype)
     rel = stats["std"] / std - 1.0
     print(f"  mean {stats['mean']:+.3e}   std {stats['std']:.6e} (expected {std:.6e}, {rel:+.2e} relative)")
     print(f"  min {stats['min']:+.4f} ({stats['min'] / std:+.2f} std)   "
@@ -125,15 +111,11 @@ class _Progress:
 
 
 def _load(path: str | None, dtype: str | None = None):
-    from .spec import default_spec, load_spec
-
     spec = default_spec() if path is None else load_spec(path)
     return spec.with_dtype(dtype) if dtype else spec
 
 
 def generate(args: argparse.Namespace) -> int:
-    from .checkpoint import generate as write
-
     if args.threads:
         set_num_threads(args.threads)
     spec = _load(args.spec, args.dtype)
@@ -142,7 +124,7 @@ def generate(args: argparse.Namespace) -> int:
               f"{spec.nbytes / 2**30:.2f} GiB -> {args.out} ({args.format}), seed {args.seed}", file=sys.stderr)
     bar = _Progress(spec.nbytes, len(spec.tensors), "generate", args.quiet)
     try:
-        result = write(spec, args.out, seed=args.seed, format=args.format, overwrite=args.overwrite,
+        result = write_checkpoint(spec, args.out, seed=args.seed, format=args.format, overwrite=args.overwrite,
                        resume=args.resume, progress=bar)
     finally:
         bar.close()
@@ -152,10 +134,8 @@ def generate(args: argparse.Namespace) -> int:
 
 
 def verify(args: argparse.Namespace) -> int:
-    from .checkpoint import verify as check
-
     spec = None if args.spec is None else _load(args.spec)
-    problems = check(args.path, spec, seed=args.seed, sample=args.sample)
+    problems = verify_checkpoint(args.path, spec, seed=args.seed, sample=args.sample)
     for p in problems:
         print(f"MISMATCH {p.tensor}: {p.problem}")
     scope = f"{args.sample} boxes per tensor" if args.sample else "every value"
@@ -164,8 +144,6 @@ def verify(args: argparse.Namespace) -> int:
 
 
 def inspect(args: argparse.Namespace) -> int:
-    from .checkpoint import summarize
-
     fmt, metadata, rows = summarize(args.path)
     print(f"{args.path}: {fmt}, {len(rows)} tensors, "
           f"{sum(math.prod(r['shape']) for r in rows):,} parameters; seed {metadata.get('fastinit.seed', '?')}, "
@@ -188,14 +166,11 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command")
     p = commands.add_parser("demo", help="fill a billion-parameter He-normal layer in memory and report")
     p.add_argument("--shape", type=_shape, default=(32768, 32768), help="ROWSxCOLS (default 32768x32768)")
-    p.add_argument("--dtype", choices=_DTYPES, default="float32")
+    p.add_argument("--dtype", choices=DTYPES, default="float32")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--name", default="demo.weight")
     p.add_argument("--threads", type=int, default=0, help="threads to use (default: all)")
     p.set_defaults(run=demo)
-
-    from .checkpoint import FORMATS
-    from .spec import DTYPES
 
     g = commands.add_parser("generate", help="write an initialized checkpoint from a spec")
     g.add_argument("spec", nargs="?", help="JSON or TOML spec (default: the bundled Llama-style 1.2B model)")
@@ -230,8 +205,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if hasattr(signal, "SIGXFSZ"):  # a file-size limit becomes an OSError, not a silent kill
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-    from .checkpoint import Interrupted
-
     try:
         return args.run(args)
     except Interrupted as err:

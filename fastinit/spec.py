@@ -62,8 +62,12 @@ class TensorSpec:
         return math.prod(self.shape)
 
     @property
+    def itemsize(self) -> int:
+        return _ITEMSIZE[self.dtype]
+
+    @property
     def nbytes(self) -> int:
-        return self.size * _ITEMSIZE[self.dtype]
+        return self.size * self.itemsize
 
     def fill(self, out: np.ndarray, seed: int, offset: tuple[int, ...] | None = None) -> np.ndarray:
         """Fill ``out``, the box of this tensor at ``offset`` (the whole tensor when None)."""

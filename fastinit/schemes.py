@@ -33,13 +33,13 @@ __all__ = [
 ]
 
 Layout = Literal["torch", "jax", "keras"]
-Mode = Literal["fan_in", "fan_out", "fan_avg"]
+Mode = Literal["fan_in", "fan_out", "fan_avg", "fan_geo_avg"]
 Distribution = Literal["truncated_normal", "normal", "untruncated_normal", "uniform"]
 Nonlinearity = Literal["linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
                        "conv_transpose3d", "sigmoid", "tanh", "relu", "leaky_relu", "selu"]
 
 LAYOUTS = ("torch", "jax", "keras")
-MODES = ("fan_in", "fan_out", "fan_avg")
+MODES = ("fan_in", "fan_out", "fan_avg", "fan_geo_avg")
 DISTRIBUTIONS = ("truncated_normal", "normal", "untruncated_normal", "uniform")
 #: std of a unit normal truncated to [-2, 2]: a truncated draw is divided by it to keep the variance
 TRUNCATED_NORMAL_STD = 0.87962566103423978
@@ -146,7 +146,8 @@ def _target(out, global_shape, offset, scheme: str) -> Target | None:
 def variance_scaling_(out, scale: float = 1.0, mode: Mode = "fan_in", distribution: Distribution = "truncated_normal",
                       *, layout: Layout = "torch", in_axis=None, out_axis=None, batch_axis=(), seed=None,
                       name: str = "", global_shape=None, offset=None):
-    """Fill ``out`` with variance ``scale / n``, ``n`` = fan_in, fan_out or their mean (``mode``).
+    """Fill ``out`` with variance ``scale / n``, ``n`` = fan_in, fan_out, their mean or their geometric
+    mean (``mode`` ``"fan_geo_avg"``, as in JAX).
 
     * ``"truncated_normal"``: N(0, s**2) truncated to [-2s, 2s] with ``s = sqrt(scale / n) / 0.8796...``,
       so the truncated variance is ``scale / n`` (JAX / Keras);
@@ -170,7 +171,8 @@ def variance_scaling_(out, scale: float = 1.0, mode: Mode = "fan_in", distributi
         return out
     fan_in, fan_out = compute_fans(target.global_shape, layout, in_axis=in_axis, out_axis=out_axis,
                                    batch_axis=batch_axis)
-    n = {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2}[mode]
+    n = {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2,
+         "fan_geo_avg": math.sqrt(fan_in * fan_out)}[mode]
     variance = scale / n
     kw = dict(seed=seed, name=name, global_shape=global_shape, offset=offset)
     if distribution == "uniform":

@@ -129,7 +129,7 @@ def _check_shape(where: str, shape) -> tuple[int, ...]:
     return dims
 
 
-def _check_init(where: str, init, params: dict, shape: tuple[int, ...], dtype: str) -> None:
+def check_init(where: str, init, params: dict, shape: tuple[int, ...], dtype: str) -> None:
     if init not in SCHEMES:
         raise ValueError(f"{where}: unknown init {init!r}; known: {', '.join(sorted(SCHEMES))}")
     function = SCHEMES[init]
@@ -210,7 +210,7 @@ def load_spec(source) -> Spec:
         shape = _check_shape(where, entry["shape"])
         dtype = _check_dtype(where, entry["dtype"])
         params = {k: v for k, v in entry.items() if k not in _FIELDS}
-        _check_init(where, entry["init"], params, shape, dtype)
+        check_init(where, entry["init"], params, shape, dtype)
         tensors.append(TensorSpec(name, shape, dtype, entry["init"], params))
     return Spec(tuple(tensors))
 

@@ -1,0 +1,214 @@
+"""PyTorch backend: the ``torch.nn.init`` functions, whole modules, meta materialization, DTensor shards.
+
+Every function here only translates a tensor (or a DTensor's local shard) into a NumPy view of
+the box ``(global_shape, offset)`` it holds, and hands it to the fastinit fill of the same name:
+the values are exactly those of the NumPy API, whatever the tensor's strides or sharding.
+
+* Drop-in fills: ``fastinit.torch.kaiming_uniform_(w, a=math.sqrt(5), seed=0, name="fc.weight")``
+  takes ``torch.nn.init``'s arguments plus ``seed`` and ``name``. CPU tensors of float32, float64,
+  float16 and bfloat16 are written in place through shared memory; a non-contiguous tensor is
+  filled by logical index (through a contiguous temporary of its size). Nothing is recorded by
+  autograd; the tensor's version counter is bumped as an in-place torch op would.
+* DTensor: a ``torch.distributed.tensor.DTensor`` is filled shard by shard: each rank fills only its
+  local tensor, at the global offset given by its placements (``Shard(dim)`` as ``torch.chunk``
+  splits, also uneven; ``Replicate``; any mesh), so the assembled tensor is the single-process
+  tensor bit for bit. Every rank must pass the same explicit ``seed``.
+* :func:`init_module`, :func:`materialize`, :func:`spec_from_module`: see their docstrings and
+  ``fastinit._torch_modules`` for each layer type's default.
+
+>>> import torch, fastinit.torch as fit
+>>> w = fit.kaiming_uniform_(torch.empty(4, 3), a=5 ** 0.5, seed=0, name="fc.weight")
+>>> bool(w.abs().max() <= 3 ** -0.5)
+True
+"""
+
+from __future__ import annotations
+
+
+import torch
+
+from . import schemes as _schemes
+from ._torch_modules import SchemeMap, plan, replace_meta_tensors
+from ._torch_tensors import DTYPES, fill_tensor
+from .initializers import SCHEMES
+from .spec import Spec
+
+__all__ = [
+    "calculate_gain", "constant_", "dirac_", "eye_", "init_module", "kaiming_normal_", "kaiming_uniform_",
+    "materialize", "normal_", "ones_", "orthogonal_", "sparse_", "spec_from_module", "trunc_normal_",
+    "uniform_", "xavier_normal_", "xavier_uniform_", "zeros_",
+]
+
+calculate_gain = _schemes.calculate_gain
+
+
+def _fill(tensor, scheme: str, params: dict, generator, seed, name, global_shape, offset):
+    function = f"fastinit.torch.{scheme}_"
+    if generator is not None:
+        raise ValueError(f"{function}: fastinit does not draw from torch generators; pass seed= (and name=) "
+                         "for a reproducible stream")
+    core = SCHEMES[scheme]
+
+    def fill(array, box_shape, box_offset):
+        core(array, **params, seed=seed, name=name, global_shape=box_shape, offset=box_offset)
+
+    return fill_tensor(tensor, fill, function, seed, global_shape, offset)
+
+
+def _fill_fixed(tensor, scheme: str, params: dict, global_shape, offset):
+    """Deterministic fills (no seed): constant_, eye_, dirac_."""
+    core = SCHEMES[scheme]
+
+    def fill(array, box_shape, box_offset):
+        core(array, **params, global_shape=box_shape, offset=box_offset)
+
+    return fill_tensor(tensor, fill, f"fastinit.torch.{scheme}_", 0, global_shape, offset)
+
+
+# ------------------------------------------------------------------ torch.nn.init drop-ins
+# Each takes torch.nn.init's arguments (``generator`` must stay None) plus keyword-only ``seed``
+# (None: the next seed of fastinit's default stream), ``name`` (the stream), and ``global_shape`` /
+# ``offset`` for a plain tensor that holds a box of a larger one.
+def uniform_(tensor, a=0.0, b=1.0, generator=None, *, seed=None, name="", global_shape=None, offset=None):
+    """U[a, b) in place, as ``torch.nn.init.uniform_``."""
+    return _fill(tensor, "uniform", dict(low=a, high=b), generator, seed, name, global_shape, offset)
+
+
+def normal_(tensor, mean=0.0, std=1.0, generator=None, *, seed=None, name="", global_shape=None, offset=None):
+    """N(mean, std**2) in place, as ``torch.nn.init.normal_``."""
+    return _fill(tensor, "normal", dict(mean=mean, std=std), generator, seed, name, global_shape, offset)
+
+
+def trunc_normal_(tensor, mean=0.0, std=1.0, a=-2.0, b=2.0, generator=None, *, seed=None, name="",
+                  global_shape=None, offset=None):
+    """N(mean, std**2) truncated to the absolute interval [a, b], as ``torch.nn.init.trunc_normal_``."""
+    return _fill(tensor, "trunc_normal", dict(mean=mean, std=std, a=a, b=b), generator, seed, name,
+                 global_shape, offset)
+
+
+def xavier_uniform_(tensor, gain=1.0, generator=None, *, seed=None, name="", global_shape=None, offset=None):
+    """U(+-gain * sqrt(6 / (fan_in + fan_out))), fans of ``(out, in, *kernel)``."""
+    return _fill(tensor, "xavier_uniform", dict(gain=gain), generator, seed, name, global_shape, offset)
+
+
+def xavier_normal_(tensor, gain=1.0, generator=None, *, seed=None, name="", global_shape=None, offset=None):
+    """N(0, gain**2 * 2 / (fan_in + fan_out)), untruncated."""
+    return _fill(tensor, "xavier_normal", dict(gain=gain), generator, seed, name, global_shape, offset)
+
+
+def kaiming_uniform_(tensor, a=0.0, mode="fan_in", nonlinearity="leaky_relu", generator=None, *, seed=None,
+                     name="", global_shape=None, offset=None):
+    """U(+-gain * sqrt(3 / fan)); ``a=math.sqrt(5)`` is torch's Linear / Conv default."""
+    return _fill(tensor, "kaiming_uniform", dict(a=a, mode=mode, nonlinearity=nonlinearity), generator, seed,
+                 name, global_shape, offset)
+
+
+def kaiming_normal_(tensor, a=0.0, mode="fan_in", nonlinearity="leaky_relu", generator=None, *, seed=None,
+                    name="", global_shape=None, offset=None):
+    """N(0, gain**2 / fan), untruncated."""
+    return _fill(tensor, "kaiming_normal", dict(a=a, mode=mode, nonlinearity=nonlinearity), generator, seed,
+                 name, global_shape, offset)
+
+
+def orthogonal_(tensor, gain=1.0, generator=None, *, seed=None, name="", global_shape=None, offset=None):
+    """A (semi-)orthogonal matrix of ``(out, prod(rest))`` times ``gain`` (needs the whole tensor's memory)."""
+    return _fill(tensor, "orthogonal", dict(gain=gain), generator, seed, name, global_shape, offset)
+
+
+def sparse_(tensor, sparsity, std=0.01, generator=None, *, seed=None, name="", global_shape=None, offset=None):
+    """N(0, std**2) with ``ceil(sparsity * rows)`` zeros per column of a 2-D tensor."""
+    return _fill(tensor, "sparse", dict(sparsity=sparsity, std=std), generator, seed, name, global_shape, offset)
+
+
+def constant_(tensor, val, *, global_shape=None, offset=None):
+    """Every element ``val``."""
+    return _fill_fixed(tensor, "constant", dict(val=val), global_shape, offset)
+
+
+def zeros_(tensor, *, global_shape=None, offset=None):
+    return _fill_fixed(tensor, "zeros", {}, global_shape, offset)
+
+
+def ones_(tensor, *, global_shape=None, offset=None):
+    return _fill_fixed(tensor, "ones", {}, global_shape, offset)
+
+
+def eye_(tensor, *, global_shape=None, offset=None):
+    """The identity matrix (2-D tensors)."""
+    return _fill_fixed(tensor, "eye", {}, global_shape, offset)
+
+
+def dirac_(tensor, groups=1, *, global_shape=None, offset=None):
+    """The identity convolution (3-, 4- or 5-D tensors), tap ``k // 2``, per group."""
+    return _fill_fixed(tensor, "dirac", dict(groups=groups), global_shape, offset)
+
+
+# --------------------------------------------------------------------------------- modules
+def init_module(module: torch.nn.Module, seed: int = 0, schemes: SchemeMap | None = None) -> torch.nn.Module:
+    """Fill every parameter of ``module`` in place, each keyed by its ``named_parameters()`` name.
+
+    By default each parameter gets its layer type's own torch initialization (Linear / Conv* /
+    ConvTranspose* / Bilinear: ``kaiming_uniform_(a=sqrt(5))`` weights and U(+-1/sqrt(fan_in))
+    biases; Embedding N(0, 1) with the padding row zeroed; norms ones and zeros; MultiheadAttention
+    Xavier; RNN / LSTM / GRU U(+-1/sqrt(hidden)); ...; see ``fastinit._torch_modules``). ``schemes``
+    overrides them; its keys are
+
+    * ``fnmatch`` patterns of parameter names (``"*.bias"``, ``"layers.*.mlp.*"``), tried first, in order;
+    * module types (``torch.nn.Linear``): a scheme for all of that module's own parameters, or a
+      ``{"weight": scheme, "bias": scheme}`` dict;
+
+    and a scheme is a fastinit scheme name as in a spec file (``"zeros"``, ``"xavier_uniform"``) or
+    ``(name, params)``, e.g. HF-style ``{torch.nn.Linear: {"weight": ("normal", {"std": 0.02}),
+    "bias": "zeros"}}``. Every scheme is checked before any parameter is written.
+
+    A value depends only on ``(seed, parameter name, index)``: not on the order in which modules were
+    built, on torch's RNG, or on sharding (DTensor parameters are filled shard by shard). A
+    parameter shared by several modules is keyed by its smallest name.
+    """
+    for entry in plan(module, schemes, seed=seed):
+        entry.fill_parameter(seed)
+    return module
+
+
+def materialize(module: torch.nn.Module, seed: int = 0, dtype: torch.dtype | None = None,
+                schemes: SchemeMap | None = None) -> torch.nn.Module:
+    """Give every meta-device parameter and buffer of ``module`` CPU storage and fill the parameters
+    as :func:`init_module` would, without running torch's own initialization.
+
+    Build the module under ``torch.device("meta")`` (nothing is allocated or drawn), then call this.
+    ``dtype`` (one of float32, float64, float16, bfloat16) replaces the floating dtype of the new
+    tensors. Parameters shared by several modules stay shared (``Module.to_empty`` would split
+    them). Buffers get their module's value where it is known (BatchNorm running statistics);
+    any other meta buffer is an error raised before anything changes. Parameters that were already
+    real are left as they are.
+    """
+    if dtype is not None and dtype not in DTYPES:
+        raise TypeError(f"dtype must be one of {', '.join(map(str, DTYPES))} or None, got {dtype}")
+    checked = plan(module, schemes, seed=seed, only_meta=True)  # validate before any change
+    replace_meta_tensors(module, dtype)
+    names = {entry.name for entry in checked}
+    for entry in plan(module, schemes, seed=seed):
+        if entry.name in names:
+            entry.fill_parameter(seed)
+    return module
+
+
+def spec_from_module(module: torch.nn.Module, schemes: SchemeMap | None = None,
+                     dtype: torch.dtype | None = None) -> Spec:
+    """The checkpoint spec (issue-5 format) of ``module``'s parameters with the schemes of
+    :func:`init_module`: ``fastinit generate`` (or ``fastinit.checkpoint.generate``) with seed ``s``
+    then writes exactly the tensors ``init_module(module, seed=s)`` makes. Works on meta modules.
+
+    >>> import torch, fastinit.torch as fit
+    >>> spec = fit.spec_from_module(torch.nn.Linear(3, 2, device="meta"))
+    >>> [(t.name, t.shape, t.init) for t in spec.tensors]
+    [('weight', (2, 3), 'kaiming_uniform'), ('bias', (2,), 'uniform')]
+    """
+    if dtype is not None and dtype not in DTYPES:
+        raise TypeError(f"dtype must be one of {', '.join(map(str, DTYPES))} or None, got {dtype}")
+    specs = []
+    for entry in plan(module, schemes, seed=0):
+        tensor_spec = entry.tensor_spec(DTYPES[dtype] if dtype is not None else DTYPES[entry.dtype])
+        specs.append(tensor_spec)
+    return Spec(tuple(specs))
+

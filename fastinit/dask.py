@@ -17,13 +17,14 @@ with a ``dask.distributed.Client`` connected; workers need fastinit installed.
 from __future__ import annotations
 
 import itertools
+import operator
 from collections.abc import Callable, Sequence
 
 import dask.array as da
 import numpy as np
 from dask.highlevelgraph import HighLevelGraph
 
-from ._dispatch import concrete_seed, numpy_dtype
+from ._dispatch import FLOAT_DTYPES, concrete_seed, numpy_dtype
 from ._philox import check_name
 from .initializers import SCHEMES, _takes
 from .spec import check_init
@@ -53,12 +54,16 @@ def init(shape: Sequence[int], scheme: str | Callable, dtype="float32", *, chunk
     else:
         raise TypeError(f"scheme must be a scheme name or a fastinit function, got {type(scheme).__name__}")
     try:
-        shape = tuple(int(d) for d in shape)
+        if isinstance(shape, (str, bytes)):
+            raise TypeError
+        shape = tuple(operator.index(d) for d in shape)
     except TypeError:
         raise TypeError(f"shape must be a sequence of ints, got {shape!r}") from None
     if any(d < 0 for d in shape):
         raise ValueError(f"shape must not have negative dimensions, got {shape}")
     dtype = numpy_dtype(dtype)
+    if dtype.name not in (*FLOAT_DTYPES, "uint32"):
+        raise TypeError(f"dtype must be one of {', '.join(FLOAT_DTYPES)} (uint32 for random_bits), got {dtype.name}")
     kw = dict(params)
     if _takes(function, "seed"):
         kw.update(seed=concrete_seed(seed), name=check_name(name))

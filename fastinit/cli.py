@@ -5,6 +5,8 @@
   is omitted;
 * ``fastinit verify PATH [SPEC]``: recompute it (or ``--sample`` boxes) and report mismatches;
 * ``fastinit inspect PATH``: tensors, shapes, dtypes and statistics;
+* ``fastinit diagnose --widths 100,100,100 --activation relu --init kaiming_normal [--plot out.png]``:
+  signal propagation through an MLP at initialization, measured and predicted, per layer;
 * ``fastinit demo`` (the default without arguments): fill a billion-parameter float32 layer
   (32768 x 32768) with He normal weights in memory and report time, throughput and statistics.
 """
@@ -12,6 +14,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import signal
 import sys
@@ -157,7 +160,46 @@ def inspect(args: argparse.Namespace) -> int:
     return 0
 
 
-_COMMANDS = ("demo", "generate", "verify", "inspect")
+def _widths(text: str) -> list[int]:
+    try:
+        return [int(w) for w in text.split(",")]
+    except ValueError:
+        raise ValueError(f"--widths must be comma-separated ints, got {text!r}") from None
+
+
+def _param(text: str) -> tuple[str, object]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise ValueError(f"--param takes KEY=VALUE (e.g. std=0.02), got {text!r}")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value  # a string such as nonlinearity=relu
+
+
+def diagnose(args: argparse.Namespace) -> int:
+    from . import diagnostics
+
+    widths = _widths(args.widths)
+    params = dict(_param(p) for p in args.param)
+    run = dict(batch=args.batch, seed=args.seed, instances=args.instances)
+    result = diagnostics.propagate(widths, args.activation, args.init, **run, **params)
+    print(f"{args.activation} MLP, widths {','.join(map(str, widths))}, init {args.init}"
+          + "".join(f" {k}={v}" for k, v in params.items())
+          + f", batch {args.batch}, {args.instances} instance(s); theory: infinite-width recursion")
+    print(result.table())
+    rec = diagnostics.recommend(args.activation)
+    print(f"recommended for {args.activation}: {rec.init}"
+          + "".join(f" {k}={v}" for k, v in rec.params.items()) + f": {rec.reason}")
+    if args.plot:
+        others = [diagnostics.propagate(widths, args.activation, init, **run, **p)
+                  for init, p in diagnostics.alternatives(args.activation) if (init, p) != (args.init, params)]
+        diagnostics.plot([result, *others], args.plot, overwrite=args.overwrite)
+        print(f"plot: {args.plot}")
+    return 0
+
+
+_COMMANDS = ("demo", "generate", "verify", "inspect", "diagnose")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -194,6 +236,20 @@ def build_parser() -> argparse.ArgumentParser:
     i = commands.add_parser("inspect", help="list a checkpoint's tensors with statistics")
     i.add_argument("path")
     i.set_defaults(run=inspect)
+
+    d = commands.add_parser("diagnose", help="signal propagation through an MLP at initialization, vs theory")
+    d.add_argument("--widths", required=True, help="input width, then each layer's: 100,100,100")
+    d.add_argument("--activation", required=True, help="linear, relu, leaky_relu, tanh, sigmoid, gelu, silu, selu "
+                   "or softsign")
+    d.add_argument("--init", required=True, help="a fastinit scheme: kaiming_normal, xavier_normal, normal, ...")
+    d.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                   help="a parameter of the scheme (repeatable): --param nonlinearity=relu --param std=0.1")
+    d.add_argument("--batch", type=int, default=1000)
+    d.add_argument("--instances", type=int, default=1, help="networks to draw (the spread across them)")
+    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--plot", help="write a figure of std per layer beside the alternatives (needs matplotlib)")
+    d.add_argument("--overwrite", action="store_true", help="replace an existing plot")
+    d.set_defaults(run=diagnose)
     return parser
 
 

@@ -12,6 +12,7 @@ from typing import Union
 import torch
 from torch import nn
 
+from ._philox import check_seed
 from ._torch_tensors import DTYPES, fill_tensor
 from .schemes import compute_fans
 from .spec import TensorSpec, check_init
@@ -111,12 +112,15 @@ class Entry:
             raise ValueError(f"{self.name}: an Embedding with padding_idx={self.zero_row} zeroes one row after "
                              "its N(0, 1) fill, which a spec cannot express; give it a scheme in schemes= "
                              "or drop padding_idx")
+        return self._spec(dtype)
+
+    def _spec(self, dtype: str) -> TensorSpec:
         return TensorSpec(self.name, tuple(self.parameter.shape), dtype, self.init, self.params)
 
     def fill_parameter(self, seed: int) -> None:
-        spec = TensorSpec(self.name, tuple(self.parameter.shape), DTYPES[self.dtype], self.init, self.params)
+        spec = self._spec(DTYPES[self.dtype])
         fill_tensor(self.parameter, lambda array, shape, offset: spec.fill(array, seed, offset),
-                         f"init_module ({self.name})", seed)
+                    f"init_module ({self.name})", seed)
         if self.zero_row is not None:
             with torch.no_grad():
                 self.parameter[self.zero_row].zero_()
@@ -138,8 +142,7 @@ def plan(module: nn.Module, schemes: SchemeMap | None, *, seed: int, only_meta: 
     in ``named_parameters()`` order; errors name the parameter and are raised before any write."""
     if not isinstance(module, nn.Module):
         raise TypeError(f"module must be a torch.nn.Module, got {type(module).__name__}")
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 1 << 64:
-        raise ValueError(f"seed must be an int in [0, 2**64), got {seed!r}")
+    check_seed(seed)
     patterns, types = _check_schemes(schemes)
     defaults: dict[str, tuple[str, dict]] = {}
     for prefix, sub in reversed(list(module.named_modules())):  # children first: containers override
@@ -185,8 +188,9 @@ def _buffer_value(module: nn.Module, name: str):
     return None
 
 
-def replace_meta_tensors(module: nn.Module, dtype: torch.dtype | None) -> None:
-    """Swap every meta parameter and buffer for an empty CPU tensor (parameters keep their sharing)."""
+def replace_meta_tensors(module: nn.Module, dtype: torch.dtype | None) -> dict[int, torch.Tensor]:
+    """Swap every meta parameter and buffer for an empty CPU tensor (parameters keep their sharing);
+    returns the new tensors by the ``id`` of the meta ones."""
     unknown = [f"{prefix}.{name}" if prefix else name for prefix, sub in module.named_modules()
                for name, b in sub.named_buffers(recurse=False)
                if b.device.type == "meta" and _buffer_value(sub, name) is None]
@@ -210,3 +214,4 @@ def replace_meta_tensors(module: nn.Module, dtype: torch.dtype | None) -> None:
                 if id(b) not in new:
                     new[id(b)] = empty(b).fill_(_buffer_value(sub, name))
                 sub._buffers[name] = new[id(b)]
+    return new

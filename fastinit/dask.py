@@ -29,7 +29,8 @@ from ._philox import check_name
 from .initializers import SCHEMES, _takes
 from .spec import check_init
 
-__all__ = ["init", "uniform", "normal", "trunc_normal", *sorted(set(SCHEMES) - {"uniform", "normal", "trunc_normal"})]
+_BY_NAME = sorted(set(SCHEMES) - {"uniform", "normal", "trunc_normal"})  # constructors generated below
+__all__ = ["init", "uniform", "normal", "trunc_normal", *_BY_NAME]
 
 
 def _block(function: Callable, shape: tuple[int, ...], dtype: np.dtype, global_shape: tuple[int, ...],
@@ -107,4 +108,4 @@ def _by_name(scheme: str) -> Callable:
     return constructor
 
 
-globals().update({scheme: _by_name(scheme) for scheme in __all__[4:]})
+globals().update({scheme: _by_name(scheme) for scheme in _BY_NAME})

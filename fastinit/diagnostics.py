@@ -35,6 +35,8 @@ from typing import Literal
 
 import numpy as np
 
+from ._philox import check_seed
+from .distributions import normal_
 from .initializers import SCHEMES, _takes
 from .spec import check_init
 
@@ -142,8 +144,7 @@ def _check(widths, activation, batch, instances, seed) -> tuple[int, ...]:
     for argname, value in (("batch", batch), ("instances", instances)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise ValueError(f"{argname} must be a positive int, got {value!r}")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 1 << 64:
-        raise ValueError(f"seed must be an int in [0, 2**64), got {seed!r}")
+    check_seed(seed)
     return tuple(int(w) for w in widths)
 
 
@@ -194,15 +195,13 @@ def propagate(widths: Sequence[int], activation: Activation, init: str | Callabl
     if isinstance(init, str):
         if init not in SCHEMES:
             raise ValueError(f"unknown init {init!r}; known: {', '.join(sorted(SCHEMES))}")
-        for l in range(len(widths) - 1):
-            check_init(f"init (layer {l + 1})", init, init_kwargs, (widths[l + 1], widths[l]), "float64")
+        for shape in dict.fromkeys(zip(widths[1:], widths[:-1])):  # each distinct weight shape once
+            check_init(f"init ({shape[0]} x {shape[1]} weight)", init, init_kwargs, shape, "float64")
         function = SCHEMES[init]
     elif callable(init):
         function = init
     else:
         raise TypeError(f"init must be a scheme name or a fastinit function, got {type(init).__name__}")
-    from . import normal_
-
     s, ds = ACTIVATIONS[activation]
     layers = len(widths) - 1
     x = normal_(np.empty((batch, widths[0])), seed=seed, name="input")

@@ -24,13 +24,14 @@ True
 
 from __future__ import annotations
 
+from dataclasses import replace
 
 import torch
 
 from . import schemes as _schemes
 from ._torch_modules import SchemeMap, plan, replace_meta_tensors
 from ._torch_tensors import DTYPES, fill_tensor
-from .initializers import SCHEMES
+from .initializers import SCHEMES, _takes
 from .spec import Spec
 
 __all__ = [
@@ -42,27 +43,19 @@ __all__ = [
 calculate_gain = _schemes.calculate_gain
 
 
-def _fill(tensor, scheme: str, params: dict, generator, seed, name, global_shape, offset):
+def _fill(tensor, scheme: str, params: dict, generator=None, seed=None, name="", global_shape=None, offset=None):
     function = f"fastinit.torch.{scheme}_"
     if generator is not None:
         raise ValueError(f"{function}: fastinit does not draw from torch generators; pass seed= (and name=) "
                          "for a reproducible stream")
     core = SCHEMES[scheme]
+    stream = dict(seed=seed, name=name) if _takes(core, "seed") else {}
 
     def fill(array, box_shape, box_offset):
-        core(array, **params, seed=seed, name=name, global_shape=box_shape, offset=box_offset)
+        core(array, **params, **stream, global_shape=box_shape, offset=box_offset)
 
-    return fill_tensor(tensor, fill, function, seed, global_shape, offset)
-
-
-def _fill_fixed(tensor, scheme: str, params: dict, global_shape, offset):
-    """Deterministic fills (no seed): constant_, eye_, dirac_."""
-    core = SCHEMES[scheme]
-
-    def fill(array, box_shape, box_offset):
-        core(array, **params, global_shape=box_shape, offset=box_offset)
-
-    return fill_tensor(tensor, fill, f"fastinit.torch.{scheme}_", 0, global_shape, offset)
+    # deterministic fills (constant_, eye_, dirac_) need no seed, on a DTensor either
+    return fill_tensor(tensor, fill, function, seed if stream else 0, global_shape, offset)
 
 
 # ------------------------------------------------------------------ torch.nn.init drop-ins
@@ -122,25 +115,25 @@ def sparse_(tensor, sparsity, std=0.01, generator=None, *, seed=None, name="", g
 
 def constant_(tensor, val, *, global_shape=None, offset=None):
     """Every element ``val``."""
-    return _fill_fixed(tensor, "constant", dict(val=val), global_shape, offset)
+    return _fill(tensor, "constant", dict(val=val), global_shape=global_shape, offset=offset)
 
 
 def zeros_(tensor, *, global_shape=None, offset=None):
-    return _fill_fixed(tensor, "zeros", {}, global_shape, offset)
+    return _fill(tensor, "zeros", {}, global_shape=global_shape, offset=offset)
 
 
 def ones_(tensor, *, global_shape=None, offset=None):
-    return _fill_fixed(tensor, "ones", {}, global_shape, offset)
+    return _fill(tensor, "ones", {}, global_shape=global_shape, offset=offset)
 
 
 def eye_(tensor, *, global_shape=None, offset=None):
     """The identity matrix (2-D tensors)."""
-    return _fill_fixed(tensor, "eye", {}, global_shape, offset)
+    return _fill(tensor, "eye", {}, global_shape=global_shape, offset=offset)
 
 
 def dirac_(tensor, groups=1, *, global_shape=None, offset=None):
     """The identity convolution (3-, 4- or 5-D tensors), tap ``k // 2``, per group."""
-    return _fill_fixed(tensor, "dirac", dict(groups=groups), global_shape, offset)
+    return _fill(tensor, "dirac", dict(groups=groups), global_shape=global_shape, offset=offset)
 
 
 # --------------------------------------------------------------------------------- modules
@@ -184,12 +177,10 @@ def materialize(module: torch.nn.Module, seed: int = 0, dtype: torch.dtype | Non
     """
     if dtype is not None and dtype not in DTYPES:
         raise TypeError(f"dtype must be one of {', '.join(map(str, DTYPES))} or None, got {dtype}")
-    checked = plan(module, schemes, seed=seed, only_meta=True)  # validate before any change
-    replace_meta_tensors(module, dtype)
-    names = {entry.name for entry in checked}
-    for entry in plan(module, schemes, seed=seed):
-        if entry.name in names:
-            entry.fill_parameter(seed)
+    entries = plan(module, schemes, seed=seed, only_meta=True)  # validate before any change
+    real = replace_meta_tensors(module, dtype)
+    for entry in entries:
+        replace(entry, parameter=real[id(entry.parameter)]).fill_parameter(seed)
     return module
 
 
@@ -206,9 +197,6 @@ def spec_from_module(module: torch.nn.Module, schemes: SchemeMap | None = None,
     """
     if dtype is not None and dtype not in DTYPES:
         raise TypeError(f"dtype must be one of {', '.join(map(str, DTYPES))} or None, got {dtype}")
-    specs = []
-    for entry in plan(module, schemes, seed=0):
-        tensor_spec = entry.tensor_spec(DTYPES[dtype] if dtype is not None else DTYPES[entry.dtype])
-        specs.append(tensor_spec)
-    return Spec(tuple(specs))
+    return Spec(tuple(entry.tensor_spec(DTYPES[dtype if dtype is not None else entry.dtype])
+                      for entry in plan(module, schemes, seed=0)))
 

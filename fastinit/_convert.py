@@ -84,17 +84,34 @@ _SQRT_HALF_F64_BITS = np.int64(0x3FE6A09E667F3BCD)
 
 
 @inline_jit
-def log_f32(x):
-    """Natural log of a positive normal float32, to about 1 ulp."""
-    t = np.int64(f32_bits(x)) - _SQRT_HALF_F32_BITS
-    e = t >> np.int64(23)
-    m = bits_f32(np.uint32(np.int64(f32_bits(x)) - (e << np.int64(23))))
+def log_f32_reduce(x):
+    """The argument reduction of ``log_f32``: ``(s, e * ln 2)`` for ``x = m * 2**e``,
+    ``s = (m - 1) / (m + 1)``.
+
+    The exponent split is written as truncations of exact int64 differences (the bits of a
+    positive float32 are below 2**31), which LLVM narrows to 32-bit lanes when it vectorizes.
+    """
+    b = np.int64(f32_bits(x))
+    e = np.int32(b - _SQRT_HALF_F32_BITS) >> np.int32(23)
+    m = bits_f32(np.uint32(b - (np.int64(e) << np.int64(23))))
     f = m - np.float32(1.0)
-    s = f / (f + np.float32(2.0))
+    return f / (f + np.float32(2.0)), np.float32(e) * _F32_LN2
+
+
+@inline_jit
+def log_f32_series(s, e_ln2):
+    """``e ln 2 + 2 atanh(s)`` by the atanh series: the second half of ``log_f32``."""
     z = s * s
     c = _F32_ATANH
     p = c[0] + z * (c[1] + z * (c[2] + z * (c[3] + z * c[4])))
-    return np.float32(e) * _F32_LN2 + (s + s) * p
+    return e_ln2 + (s + s) * p
+
+
+@inline_jit
+def log_f32(x):
+    """Natural log of a positive normal float32, to about 1 ulp."""
+    s, e_ln2 = log_f32_reduce(x)
+    return log_f32_series(s, e_ln2)
 
 
 @inline_jit
@@ -124,23 +141,79 @@ _F64_SIN = tuple((-1) ** k / math.factorial(2 * k + 1) for k in range(9))
 
 
 @inline_jit
-def _horner(c, z):
-    p = c[len(c) - 1]
-    for k in range(len(c) - 2, -1, -1):
+def _horner_steps(c, z, p, top, bottom):
+    """Continue a Horner evaluation: ``p = c[k] + z * p`` for ``k = top - 1`` down to ``bottom``."""
+    for k in range(top - 1, bottom - 1, -1):
         p = c[k] + z * p
     return p
 
 
 @inline_jit
-def _rotate(q, r, a, b):
+def _horner(c, z):
+    return _horner_steps(c, z, c[len(c) - 1], len(c) - 1, 0)
+
+
+@inline_jit
+def rotate(w, r, a, b):
     """``r * (cos, sin)(q*pi/2 + phi)`` from ``a = sqrt(2) cos(phi)``, ``b = sqrt(2) sin(phi)``,
-    with ``r`` already divided by sqrt(2); ``q`` in 0..3 is the quadrant."""
-    odd = (q & 1) != 0
+    with ``r`` already divided by sqrt(2); the quadrant ``q`` is the top two bits of the uint32
+    angle word ``w``.
+
+    Each choice is a sign-bit test of a 32-bit word (quadrant bit 0 moved to bit 31 by ``w << 1``),
+    which vectorizes to a blend on that word with no compare and no 64-bit lanes.
+    """
+    w_low = np.uint32(w << np.uint32(1))
+    odd = np.int32(w_low) < np.int32(0)
     x = b if odd else a
     y = a if odd else b
-    x = -x if ((q ^ (q >> 1)) & 1) != 0 else x
-    y = -y if (q >> 1) != 0 else y
+    x = -x if np.int32(np.uint32(w ^ w_low)) < np.int32(0) else x
+    y = -y if np.int32(w) < np.int32(0) else y
     return r * x, r * y
+
+
+@inline_jit
+def radius_f32_reduced(w_radius):
+    """``log_f32_reduce(u32_open_f32(w_radius))``: the first half of a Box-Muller radius."""
+    return log_f32_reduce(u32_open_f32(w_radius))
+
+
+@inline_jit
+def radius_f32(s, e_ln2):
+    """``sqrt(-ln u)`` from ``radius_f32_reduced``'s pair: the second half of a Box-Muller radius
+    (``sqrt(-2 ln u) / sqrt(2)``; ``polar_f32``'s factors carry the sqrt(2))."""
+    return np.sqrt(-log_f32_series(s, e_ln2))
+
+
+_COS_HEAD, _SIN_HEAD = 3, 2  # Horner steps left to sincos_f32_tail
+
+
+@inline_jit
+def sincos_f32_head(w_angle):
+    """The angle of ``w_angle`` and the first Horner steps of its cosine and sine:
+    ``(psi, psi**2, cos part, sin part)`` for ``sincos_f32_tail``."""
+    f = np.int32((w_angle >> np.uint32(6)) & np.uint32(0xFFFFFF)) - np.int32(0x800000)
+    psi = (np.float32(f) + np.float32(0.5)) * _F32_QUARTER_TURN
+    z = psi * psi
+    c = _horner_steps(_F32_COS, z, _F32_COS[-1], len(_F32_COS) - 1, _COS_HEAD)
+    s = _horner_steps(_F32_SIN, z, _F32_SIN[-1], len(_F32_SIN) - 1, _SIN_HEAD)
+    return psi, z, c, s
+
+
+@inline_jit
+def sincos_f32_tail(psi, z, c, s):
+    """``(sqrt(2) cos(phi), sqrt(2) sin(phi))`` of the angle ``phi = psi + pi/4`` from
+    ``sincos_f32_head``'s four values."""
+    c = _horner_steps(_F32_COS, z, c, _COS_HEAD, 0)
+    s = psi * _horner_steps(_F32_SIN, z, s, _SIN_HEAD, 0)
+    return c - s, c + s
+
+
+@inline_jit
+def polar_f32(r, w_angle):
+    """``r * sqrt(2) * (cos, sin)(angle)`` with ``angle = 2 pi ((w_angle >> 6) + 1/2) / 2**26``."""
+    psi, z, c, s = sincos_f32_head(w_angle)
+    a, b = sincos_f32_tail(psi, z, c, s)
+    return rotate(w_angle, r, a, b)
 
 
 @inline_jit
@@ -148,16 +221,12 @@ def box_muller_f32(w_radius, w_angle):
     """Two independent float32 N(0, 1) values from two words.
 
     ``u = u32_open_f32(w_radius)``, ``angle = 2 pi ((w_angle >> 6) + 1/2) / 2**26``; returns
-    ``sqrt(-2 ln u) * (cos, sin)(angle)``.
+    ``sqrt(-2 ln u) * (cos, sin)(angle)``. It is a composition of stages (``radius_f32_reduced``
+    then ``radius_f32``; ``sincos_f32_head`` then ``sincos_f32_tail``; ``rotate``) that a kernel
+    may also run as separate loops over a buffer, with the same bits.
     """
-    r = np.sqrt(-log_f32(u32_open_f32(w_radius)))
-    q = w_angle >> np.uint32(30)
-    f = np.int32((w_angle >> np.uint32(6)) & np.uint32(0xFFFFFF)) - np.int32(0x800000)
-    psi = (np.float32(f) + np.float32(0.5)) * _F32_QUARTER_TURN
-    z = psi * psi
-    c = _horner(_F32_COS, z)
-    s = psi * _horner(_F32_SIN, z)
-    return _rotate(q, r, c - s, c + s)
+    s, e_ln2 = radius_f32_reduced(w_radius)
+    return polar_f32(radius_f32(s, e_ln2), w_angle)
 
 
 @inline_jit
@@ -169,13 +238,12 @@ def box_muller_f64(w0, w1, w2, w3):
     ``sqrt(-2 ln u) * (cos, sin)(angle)``.
     """
     r = np.sqrt(-log_f64(u53_open(w0, w1)))
-    q = w2 >> np.uint32(30)
     bits51 = (np.uint64(w2 & np.uint32(0x3FFFFFFF)) << np.uint64(21)) | np.uint64(w3 >> np.uint32(11))
     psi = (np.float64(np.int64(bits51) - np.int64(1 << 50)) + 0.5) * _F64_QUARTER_TURN
     z = psi * psi
     c = _horner(_F64_COS, z)
     s = psi * _horner(_F64_SIN, z)
-    return _rotate(q, r, c - s, c + s)
+    return rotate(w2, r, c - s, c + s)
 
 
 # ------------------------------------------------------------------- inverse normal CDF (AS 241)

@@ -30,6 +30,11 @@ from ._convert import (
     f32_to_bf16_bits,
     f32_to_f16_bits,
     normal_ppf,
+    radius_f32,
+    radius_f32_reduced,
+    rotate,
+    sincos_f32_head,
+    sincos_f32_tail,
     u24,
     u32_open_f64,
     u53,
@@ -228,6 +233,78 @@ def _fill_blocks(out, lo, hi, k0, k1, fill, store, p0, p1, p2, p3, p4, p5):
         store_block(out, j, values, store)
 
 
+#: blocks per pass of ``_normal_blocks_staged`` (its buffers: 16 KiB, in L1)
+STAGE_BLOCKS = 256
+
+
+@kernel_jit
+def _normal_blocks_staged(out, lo, hi, k0, k1, fill, store, p0, p1, p2, p3, p4, p5):
+    """``_fill_blocks`` for float32-computed normals (4 per block), in passes of up to
+    ``STAGE_BLOCKS`` blocks. A pass is six loops over buffers: the Philox words; the two halves of
+    each radius (``radius_f32_reduced``, ``radius_f32``); the two halves of each angle's cosine and
+    sine (``sincos_f32_head``, ``sincos_f32_tail``); the quadrant, scaling and stores.
+
+    The values are ``_normal4``'s: the same functions, composed through memory. In one fused loop
+    a value's dependency chain (divide, square root, three polynomials: about 100 cycles) fills the
+    out-of-order window; short chains in separate loops let the core overlap many iterations
+    (1.2x faster on Zen 3; README, "Performance").
+    """
+    literally(store)
+    b = STAGE_BLOCKS
+    words = np.empty((4, b), np.uint32)
+    floats = np.empty((12, b), np.float32)
+    # stream 0: the pair (w0, w1) of each block; stream 1: the pair (w2, w3)
+    w_radius0, w_angle0, w_radius1, w_angle1 = words[0], words[1], words[2], words[3]
+    radius0, e_ln2_0, psi0, psi2_0, cos0, sin0 = floats[0], floats[1], floats[2], floats[3], floats[4], floats[5]
+    radius1, e_ln2_1, psi1, psi2_1, cos1, sin1 = floats[6], floats[7], floats[8], floats[9], floats[10], floats[11]
+    mean, std = np.float32(p0), np.float32(p1)
+    c1 = np.uint32(hi)
+    n_blocks = out.size // 4
+    for first in range(0, n_blocks, b):
+        m = min(b, n_blocks - first)
+        for j in range(m):
+            w_radius0[j], w_angle0[j], w_radius1[j], w_angle1[j] = _words(np.uint32(lo + first + j), c1, k0, k1)
+        for j in range(m):
+            radius0[j], e_ln2_0[j] = radius_f32_reduced(w_radius0[j])
+            radius1[j], e_ln2_1[j] = radius_f32_reduced(w_radius1[j])
+        for j in range(m):
+            radius0[j] = radius_f32(radius0[j], e_ln2_0[j])
+            radius1[j] = radius_f32(radius1[j], e_ln2_1[j])
+        for j in range(m):
+            psi0[j], psi2_0[j], cos0[j], sin0[j] = sincos_f32_head(w_angle0[j])
+            psi1[j], psi2_1[j], cos1[j], sin1[j] = sincos_f32_head(w_angle1[j])
+        for j in range(m):
+            cos0[j], sin0[j] = sincos_f32_tail(psi0[j], psi2_0[j], cos0[j], sin0[j])
+            cos1[j], sin1[j] = sincos_f32_tail(psi1[j], psi2_1[j], cos1[j], sin1[j])
+        o = out[4 * first:4 * (first + m)]
+        for j in range(m):
+            z0, z1 = rotate(w_angle0[j], radius0[j], cos0[j], sin0[j])
+            z2, z3 = rotate(w_angle1[j], radius1[j], cos1[j], sin1[j])
+            store_block(o, j, (mean + std * z0, mean + std * z1, mean + std * z2, mean + std * z3), store)
+
+
+_BLOCK_LOOPS = {(NORMAL, F32): _normal_blocks_staged, (NORMAL, BF16): _normal_blocks_staged,
+                (NORMAL, F16): _normal_blocks_staged}
+
+
+def fill_blocks(out, lo, hi, k0, k1, fill, store, p0, p1, p2, p3, p4, p5):
+    """Fill ``out`` (a whole number of blocks) from blocks ``hi * 2**32 + lo + j``: the staged
+    loop where there is one for ``(fill, store)``, else the fused ``_fill_blocks`` (jitted
+    callers get the overload below)."""
+    loop = _BLOCK_LOOPS.get((fill, store), _fill_blocks)
+    loop(out, lo, hi, k0, k1, fill, store, p0, p1, p2, p3, p4, p5)
+
+
+@overload(fill_blocks, prefer_literal=True, inline="always", jit_options=JIT_OPTIONS)
+def _fill_blocks_overload(out, lo, hi, k0, k1, fill, store, p0, p1, p2, p3, p4, p5):
+    loop = _BLOCK_LOOPS.get((_literal(fill, "fill"), _literal(store, "store")), _fill_blocks)
+
+    def impl(out, lo, hi, k0, k1, fill, store, p0, p1, p2, p3, p4, p5):
+        loop(out, lo, hi, k0, k1, fill, store, p0, p1, p2, p3, p4, p5)
+
+    return impl
+
+
 @kernel_jit
 def _fill_partial(out, start, lane, block, k0, k1, fill, store, p0, p1, p2, p3, p4, p5):
     """Write lanes ``lane, lane + 1, ...`` of one block to ``out[start:]`` (at most to the block's end)."""
@@ -257,8 +334,8 @@ def fill_run(out, first, k0, k1, fill, store, p0, p1, p2, p3, p4, p5):
     while full > 0:
         lo = block & _LOW32
         m = min(full, _BLOCKS_PER_HI - lo)
-        _fill_blocks(out[i:i + m * per], lo, block >> np.int64(32), k0, k1, fill, store,
-                     p0, p1, p2, p3, p4, p5)
+        fill_blocks(out[i:i + m * per], lo, block >> np.int64(32), k0, k1, fill, store,
+                    p0, p1, p2, p3, p4, p5)
         i += m * per
         block += m
         full -= m

@@ -319,11 +319,14 @@ def f32_to_f16_bits(x):
 
     Normal results re-bias the exponent and round the mantissa in integer arithmetic; subnormal
     results come from the FPU's own rounding of ``|x| + 0.5``, whose ulp is the f16 subnormal unit.
+    Every integer fits an int32 and the shifts act on int32 values (``np.int32`` of exact int64
+    expressions), so a vectorized loop stays in 32-bit lanes.
     """
     u = np.int64(f32_bits(x))
-    sign = (u >> np.int64(16)) & np.int64(0x8000)
-    a = u & np.int64(0x7FFFFFFF)
-    normal = (a - np.int64(0x38000000) + np.int64(0x0FFF) + ((a >> np.int64(13)) & np.int64(1))) >> np.int64(13)
-    normal = min(normal, np.int64(0x7C00))
-    sub = np.int64(f32_bits(bits_f32(np.uint32(a)) + np.float32(0.5))) - np.int64(0x3F000000)
-    return np.uint16(sign | (sub if a < np.int64(0x38800000) else normal))
+    sign = np.int32((u >> np.int64(16)) & np.int64(0x8000))
+    a = np.int32(u & np.int64(0x7FFFFFFF))
+    rounded = np.int64(a) - np.int64(0x38000000) + np.int64(0x0FFF) + ((np.int64(a) >> np.int64(13)) & np.int64(1))
+    normal = np.int32(rounded) >> np.int32(13)
+    normal = normal if normal < np.int32(0x7C00) else np.int32(0x7C00)
+    sub = np.int32(np.int64(f32_bits(bits_f32(np.uint32(a)) + np.float32(0.5))) - np.int64(0x3F000000))
+    return np.uint16(sign | (sub if a < np.int32(0x38800000) else normal))

@@ -8,11 +8,14 @@ from cases import FLOAT_CASES, bits_case
 import reference
 
 # (shape of out, global_shape, offset): whole tensors, boxes at offsets that are not multiples
-# of 4, N-d boxes, and runs that cross the 2**32-block boundary (element 2**34 for one-word
-# dtypes, 2**33 for float64) far beyond 2**32 elements
+# of 4, N-d boxes, runs that cross the 2**32-block boundary (element 2**34 for one-word
+# dtypes, 2**33 for float64) far beyond 2**32 elements, and runs of several passes of the staged
+# normal kernel (STAGE_BLOCKS = 256 blocks, 1024 elements each)
 BOXES = [
     ((7, 13), None, None),
     ((1,), None, None),
+    ((4099,), None, None),
+    ((3001,), (1 << 35,), ((1 << 34) - 1499,)),
     ((3, 5), (9, 17), (1, 3)),
     ((2, 3, 5), (4, 6, 7), (1, 2, 1)),
     ((2, 1, 17), (4, 6, 17), (2, 5, 0)),
@@ -49,3 +52,9 @@ def test_reference_philox_known_answers():
     # the reference itself must be right: Random123's known answers
     w = reference.philox(0x243F6A88, 0x85A308D3, 0x13198A2E, 0x03707344, 0xA4093822, 0x299F31D0)
     assert [int(x) for x in w] == [0xD16CFE09, 0x94FDCCEB, 0x5001E420, 0x24126EA1]
+
+
+def test_boxes_include_several_passes_of_the_staged_normal_kernel():
+    from fastinit._kernels import STAGE_BLOCKS
+
+    assert max(b[0][0] for b in BOXES if len(b[0]) == 1) >= 4 * 4 * STAGE_BLOCKS

@@ -149,8 +149,9 @@ def _horner_steps(c, z, p, top, bottom):
 
 
 @inline_jit
-def _horner(c, z):
-    return _horner_steps(c, z, c[len(c) - 1], len(c) - 1, 0)
+def _horner_down_to(c, z, bottom):
+    """Horner from the top coefficient down to ``c[bottom]`` (``bottom = 0``: the whole polynomial)."""
+    return _horner_steps(c, z, c[len(c) - 1], len(c) - 1, bottom)
 
 
 @inline_jit
@@ -194,9 +195,7 @@ def sincos_f32_head(w_angle):
     f = np.int32((w_angle >> np.uint32(6)) & np.uint32(0xFFFFFF)) - np.int32(0x800000)
     psi = (np.float32(f) + np.float32(0.5)) * _F32_QUARTER_TURN
     z = psi * psi
-    c = _horner_steps(_F32_COS, z, _F32_COS[-1], len(_F32_COS) - 1, _COS_HEAD)
-    s = _horner_steps(_F32_SIN, z, _F32_SIN[-1], len(_F32_SIN) - 1, _SIN_HEAD)
-    return psi, z, c, s
+    return psi, z, _horner_down_to(_F32_COS, z, _COS_HEAD), _horner_down_to(_F32_SIN, z, _SIN_HEAD)
 
 
 @inline_jit
@@ -241,8 +240,8 @@ def box_muller_f64(w0, w1, w2, w3):
     bits51 = (np.uint64(w2 & np.uint32(0x3FFFFFFF)) << np.uint64(21)) | np.uint64(w3 >> np.uint32(11))
     psi = (np.float64(np.int64(bits51) - np.int64(1 << 50)) + 0.5) * _F64_QUARTER_TURN
     z = psi * psi
-    c = _horner(_F64_COS, z)
-    s = psi * _horner(_F64_SIN, z)
+    c = _horner_down_to(_F64_COS, z, 0)
+    s = psi * _horner_down_to(_F64_SIN, z, 0)
     return rotate(w2, r, c - s, c + s)
 
 

@@ -283,8 +283,8 @@ def _normal_blocks_staged(out, lo, hi, k0, k1, fill, store, p0, p1, p2, p3, p4, 
             store_block(o, j, (mean + std * z0, mean + std * z1, mean + std * z2, mean + std * z3), store)
 
 
-_BLOCK_LOOPS = {(NORMAL, F32): _normal_blocks_staged, (NORMAL, BF16): _normal_blocks_staged,
-                (NORMAL, F16): _normal_blocks_staged}
+#: (fill, store) -> its loop over whole blocks where that is not ``_fill_blocks``
+_BLOCK_LOOPS = {(NORMAL, store): _normal_blocks_staged for store in (F32, BF16, F16)}
 
 
 def fill_blocks(out, lo, hi, k0, k1, fill, store, p0, p1, p2, p3, p4, p5):

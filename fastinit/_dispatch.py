@@ -260,4 +260,4 @@ def launch(target: Target, fill: int, k: tuple, params: Sequence[float]) -> None
     kernel = _kernels.box_filler(fill, target.storage)
     with _LAUNCH_LOCK:
         kernel(target.flat, target.lead_shape, target.lead_strides, target.base, target.row_len,
-               _chunk(target.row_len), k[0], k[1], *p)
+               _chunk(target.row_len), get_num_threads(), k[0], k[1], *p)

@@ -14,7 +14,8 @@ options that decide the output bits are stated once:
   (``source_stamp``).
 
 It also holds the two bit-cast primitives the transforms need (float <-> unsigned integer of the
-same width), with a pure NumPy fallback under ``NUMBA_DISABLE_JIT=1``.
+same width) and the atomic counter the parallel drivers hand out work with (``claim_next``), each
+with a pure NumPy fallback under ``NUMBA_DISABLE_JIT=1``.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ __all__ = [
     "set_num_threads",
     "get_num_threads",
     "source_stamp",
+    "claim_next",
 ]
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -134,7 +136,34 @@ def _bitcast(src, dst, name):
     return cast
 
 
+def _atomic_claim_next():
+    """A Numba intrinsic: ``counter[0]`` of an int64 array, incremented atomically.
+
+    Read the counter only through ``claim_next`` inside the parallel loop: Numba does not know
+    that the call writes to the array, and a plain ``counter[0]`` after the loop may read the
+    value it had before."""
+
+    @intrinsic
+    def claim_next(typingctx, counter):
+        if not (isinstance(counter, types.Array) and counter.dtype == types.int64):
+            return None
+
+        def codegen(context, builder, signature, args):
+            data = context.make_array(signature.args[0])(context, builder, args[0]).data
+            return builder.atomic_rmw("add", data, context.get_constant(types.int64, 1), "monotonic")
+
+        return types.int64(counter), codegen
+
+    return claim_next
+
+
 if JIT_DISABLED:  # pure NumPy versions, so NUMBA_DISABLE_JIT=1 runs the same code paths
+
+    def claim_next(counter):
+        """``counter[0]``, then incremented: the number of the next task to run."""
+        claimed = int(counter[0])
+        counter[0] += 1
+        return claimed
 
     def f32_bits(x):
         return np.float32(x).view(np.uint32)
@@ -149,6 +178,7 @@ if JIT_DISABLED:  # pure NumPy versions, so NUMBA_DISABLE_JIT=1 runs the same co
         return np.uint64(u).view(np.float64)
 
 else:
+    claim_next = _atomic_claim_next()
     f32_bits = _bitcast(types.float32, types.uint32, "f32_bits")
     bits_f32 = _bitcast(types.uint32, types.float32, "bits_f32")
     f64_bits = _bitcast(types.float64, types.uint64, "f64_bits")

@@ -40,7 +40,7 @@ from ._convert import (
     u53,
     u53_open,
 )
-from ._jit import JIT_OPTIONS, inline_jit, kernel_jit, parallel_jit
+from ._jit import JIT_OPTIONS, claim_next, inline_jit, kernel_jit, parallel_jit
 from ._philox import philox4x32_10
 
 # what is drawn
@@ -346,30 +346,39 @@ def fill_run(out, first, k0, k1, fill, store, p0, p1, p2, p3, p4, p5):
 @functools.cache
 def box_filler(fill: int, store: int):
     """The parallel driver for one (fill, store) kind:
-    ``fill_box(out, lead_shape, lead_strides, base, row_len, chunk, k0, k1, p0, ..., p5)``.
+    ``fill_box(out, lead_shape, lead_strides, base, row_len, chunk, workers, k0, k1, p0, ..., p5)``.
 
     It fills the flat C-order ``out`` holding a box of a larger tensor. The box is
     ``prod(lead_shape)`` rows of ``row_len`` elements; row ``r`` (C-order over ``lead_shape``)
-    starts at global index ``base + sum(index_d * lead_strides[d])``. Rows are cut into chunks of
-    ``chunk`` elements, and the chunks are shared among threads. (The kinds are closure constants,
-    so calls from Python dispatch without Numba's literal-argument round trip.)
+    starts at global index ``base + sum(index_d * lead_strides[d])``. Rows are cut into tasks of
+    ``chunk`` elements. Each of the ``workers`` (one per thread) claims the next task from a shared
+    atomic counter until none is left, so a thread that runs slower (a busy or slower core, a
+    descheduled vCPU) takes fewer tasks instead of holding up the others, where ``prange`` alone
+    would give each thread a fixed share. Which thread fills a task does not change its values.
+    (The kinds are closure constants, so calls from Python dispatch without Numba's
+    literal-argument round trip.)
     """
 
     @parallel_jit
-    def fill_box(out, lead_shape, lead_strides, base, row_len, chunk, k0, k1, p0, p1, p2, p3, p4, p5):
+    def fill_box(out, lead_shape, lead_strides, base, row_len, chunk, workers, k0, k1, p0, p1, p2, p3, p4, p5):
         n_rows = out.size // row_len
         per_row = (row_len + chunk - 1) // chunk
-        for t in prange(n_rows * per_row):
-            row = t // per_row
-            lo = (t - row * per_row) * chunk
-            hi = min(lo + chunk, row_len)
-            first = base
-            rest = row
-            for d in range(lead_shape.size - 1, -1, -1):
-                q = rest // lead_shape[d]
-                first += (rest - q * lead_shape[d]) * lead_strides[d]
-                rest = q
-            at = row * row_len
-            fill_run(out[at + lo:at + hi], first + lo, k0, k1, fill, store, p0, p1, p2, p3, p4, p5)
+        n_tasks = n_rows * per_row
+        next_task = np.zeros(1, np.int64)
+        for _worker in prange(min(workers, n_tasks)):
+            t = claim_next(next_task)
+            while t < n_tasks:
+                row = t // per_row
+                lo = (t - row * per_row) * chunk
+                hi = min(lo + chunk, row_len)
+                first = base
+                rest = row
+                for d in range(lead_shape.size - 1, -1, -1):
+                    q = rest // lead_shape[d]
+                    first += (rest - q * lead_shape[d]) * lead_strides[d]
+                    rest = q
+                at = row * row_len
+                fill_run(out[at + lo:at + hi], first + lo, k0, k1, fill, store, p0, p1, p2, p3, p4, p5)
+                t = claim_next(next_task)
 
     return fill_box

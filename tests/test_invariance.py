@@ -2,6 +2,7 @@
 
 import math
 
+import numba
 import numpy as np
 import pytest
 from conftest import BF16, FLOAT_DTYPES, assert_bits_equal, run_python
@@ -11,6 +12,7 @@ from hypothesis import strategies as st
 
 import fastinit as fi
 from fastinit import _dispatch, _kernels
+from fastinit._jit import claim_next
 
 CASES = sorted(FLOAT_CASES)
 
@@ -72,6 +74,37 @@ def test_every_element_written_exactly_as_a_serial_loop():
     _kernels.fill_run(serial, 12345, *k, _kernels.NORMAL, _kernels.F32, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0)
     box = fi.normal_(np.empty(1000, np.float32), seed=11, name="serial", global_shape=(20000,), offset=(12345,))
     assert_bits_equal(box, serial)
+
+
+@pytest.mark.parametrize("workers", [1, 2, 7])
+def test_workers_fill_every_task_as_the_serial_loop(workers):
+    # one worker, one per thread, and more workers than threads: 16 tasks handed out by the
+    # atomic counter, every element written as the serial building block writes it
+    k = tuple(np.uint32(w) for w in fi.key(11, "tasks"))
+    serial = np.empty(1000, np.float32)
+    _kernels.fill_run(serial, 12345, *k, _kernels.NORMAL, _kernels.F32, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0)
+    out = np.full(1000, np.nan, np.float32)
+    one_row = np.array([1], np.int64), np.array([0], np.int64)
+    _kernels.box_filler(_kernels.NORMAL, _kernels.F32)(out, *one_row, 12345, 1000, 64, workers, *k,
+                                                       0.0, 1.0, 0.0, 0.0, 0.0, 0.0)
+    assert_bits_equal(out, serial)
+
+
+def test_claim_next_hands_out_each_number_once():
+    # two workers racing for 200000 numbers: a plain load-add-store would repeat or skip some
+    @numba.njit(parallel=True)
+    def claim_all(n, workers):
+        counter = np.zeros(1, np.int64)
+        claimed_by = np.zeros((workers, n), np.uint8)
+        for w in numba.prange(workers):
+            t = claim_next(counter)
+            while t < n:
+                claimed_by[w, t] = 1
+                t = claim_next(counter)
+        return claimed_by
+
+    claimed_by = claim_all(200_000, 2)
+    assert (claimed_by.sum(axis=0) == 1).all()
 
 
 def test_offset_past_2_33_matches_the_leading_slice_shape():

@@ -104,7 +104,7 @@ def kernel_jit(func):
 
 
 def parallel_jit(func):
-    """Parallel driver: ``prange`` over independent chunks of work."""
+    """Parallel driver: ``prange`` over workers that share independent tasks (see ``claim_next``)."""
     return njit(parallel=True, **JIT_OPTIONS)(func)
 
 

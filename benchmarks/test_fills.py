@@ -160,10 +160,10 @@ def test_billion_parameter_kaiming_normal(benchmark, library, threads):
 
 
 _COLD_SCRIPT = ("import time; t0 = time.perf_counter(); import numpy as np, {module}; t1 = time.perf_counter(); "
-                "{call}(np.empty(1000, np.float32){args}); t2 = time.perf_counter(); print(t1 - t0, t2 - t1)")
+                "{call}; t2 = time.perf_counter(); print(t1 - t0, t2 - t1)")
 _COLD_PROGRAMS = {  # fastinit's cold start, and the floor of any Numba program: one cached parallel loop
-    "fastinit": dict(module="fastinit", call="fastinit.normal_", args=", seed=0"),
-    "numba floor": dict(module="numba_floor", call="numba_floor.fill", args=""),
+    "fastinit": dict(module="fastinit", call="fastinit.normal_(np.empty(1000, np.float32), seed=0)"),
+    "numba floor": dict(module="numba_floor", call="numba_floor.fill(np.empty(1000, np.float32))"),
 }
 _NUMBA_FLOOR = """import numba
 

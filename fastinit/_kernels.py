@@ -343,6 +343,17 @@ def fill_run(out, first, k0, k1, fill, store, p0, p1, p2, p3, p4, p5):
         _fill_partial(out, i, 0, block, k0, k1, fill, store, p0, p1, p2, p3, p4, p5)
 
 
+@inline_jit
+def _row_start(row, base, lead_shape, lead_strides):
+    """Global index of the first element of ``row`` (C-order over ``lead_shape``) of a box."""
+    first = base
+    for d in range(lead_shape.size - 1, -1, -1):
+        q = row // lead_shape[d]
+        first += (row - q * lead_shape[d]) * lead_strides[d]
+        row = q
+    return first
+
+
 @functools.cache
 def box_filler(fill: int, store: int):
     """The parallel driver for one (fill, store) kind:
@@ -371,13 +382,8 @@ def box_filler(fill: int, store: int):
                 row = t // per_row
                 lo = (t - row * per_row) * chunk
                 hi = min(lo + chunk, row_len)
-                first = base
-                rest = row
-                for d in range(lead_shape.size - 1, -1, -1):
-                    q = rest // lead_shape[d]
-                    first += (rest - q * lead_shape[d]) * lead_strides[d]
-                    rest = q
                 at = row * row_len
+                first = _row_start(row, base, lead_shape, lead_strides)
                 fill_run(out[at + lo:at + hi], first + lo, k0, k1, fill, store, p0, p1, p2, p3, p4, p5)
                 t = claim_next(next_task)
 

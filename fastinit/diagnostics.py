@@ -29,6 +29,7 @@ linear networks: Roberts & Yaida's L/n).
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -297,8 +298,6 @@ def alternatives(activation: Activation) -> list[tuple[str, dict]]:
 def plot(results: Sequence[Propagation], path: str, *, overwrite: bool = False) -> None:
     """Forward and backward std per layer, measured (solid) and predicted (dashed), one line per
     result, into an image at ``path`` (written atomically; needs matplotlib: extra ``plot``)."""
-    import os
-
     try:
         import matplotlib
 

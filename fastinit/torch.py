@@ -137,6 +137,11 @@ def dirac_(tensor, groups=1, *, global_shape=None, offset=None):
 
 
 # --------------------------------------------------------------------------------- modules
+def _check_dtype(dtype: torch.dtype | None) -> None:
+    if dtype is not None and dtype not in DTYPES:
+        raise TypeError(f"dtype must be one of {', '.join(map(str, DTYPES))} or None, got {dtype}")
+
+
 def init_module(module: torch.nn.Module, seed: int = 0, schemes: SchemeMap | None = None) -> torch.nn.Module:
     """Fill every parameter of ``module`` in place, each keyed by its ``named_parameters()`` name.
 
@@ -175,8 +180,7 @@ def materialize(module: torch.nn.Module, seed: int = 0, dtype: torch.dtype | Non
     any other meta buffer is an error raised before anything changes. Parameters that were already
     real are left as they are.
     """
-    if dtype is not None and dtype not in DTYPES:
-        raise TypeError(f"dtype must be one of {', '.join(map(str, DTYPES))} or None, got {dtype}")
+    _check_dtype(dtype)
     entries = plan(module, schemes, seed=seed, only_meta=True)  # validate before any change
     real = replace_meta_tensors(module, dtype)
     for entry in entries:
@@ -195,8 +199,7 @@ def spec_from_module(module: torch.nn.Module, schemes: SchemeMap | None = None,
     >>> [(t.name, t.shape, t.init) for t in spec.tensors]
     [('weight', (2, 3), 'kaiming_uniform'), ('bias', (2,), 'uniform')]
     """
-    if dtype is not None and dtype not in DTYPES:
-        raise TypeError(f"dtype must be one of {', '.join(map(str, DTYPES))} or None, got {dtype}")
+    _check_dtype(dtype)
     return Spec(tuple(entry.tensor_spec(DTYPES[dtype if dtype is not None else entry.dtype])
                       for entry in plan(module, schemes, seed=0)))
 

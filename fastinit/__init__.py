@@ -7,12 +7,10 @@ threads, equals the same slice of the full tensor bit for bit.
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
-from . import checkpoint, conventions, initializers, spec  # noqa: E402  (they read __version__)
-from ._dispatch import manual_seed
+from . import checkpoint, conventions, initializers, spec
 from ._jit import get_num_threads, set_num_threads
-from ._philox import key, philox4x32
+from ._streams import key, manual_seed, philox4x32
+from ._version import __version__
 from .distributions import normal_, random_bits_, trunc_normal_, uniform_
 from .initializers import init
 from .schemes import (

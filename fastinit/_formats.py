@@ -8,19 +8,20 @@ manifest. ``zarr`` is a zarr v3 group with one chunked array per tensor, written
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from ._dispatch import numpy_dtype
+from ._dtypes import DTYPES, FLOAT_NAMES, raw_dtype
 from .spec import Spec
 
-_SAFETENSORS_DTYPE = {"bfloat16": "BF16", "float16": "F16", "float32": "F32", "float64": "F64"}
-_FROM_SAFETENSORS = {v: k for k, v in _SAFETENSORS_DTYPE.items()}
+_FROM_SAFETENSORS = {DTYPES[name].safetensors: name for name in FLOAT_NAMES}
 MANIFEST = "fastinit.json"
 
 
@@ -37,9 +38,10 @@ class Layout:
 def safetensors_layout(spec: Spec, metadata: dict[str, str]) -> Layout:
     """The safetensors header: u64 little-endian length, then JSON (padded with spaces so the data
     starts 8-byte aligned) with each tensor's dtype, shape and [begin, end) data offsets."""
-    header, begin = {"__metadata__": metadata}, 0
+    header: dict[str, Any] = {"__metadata__": metadata}
+    begin = 0
     for t in spec.tensors:
-        header[t.name] = {"dtype": _SAFETENSORS_DTYPE[t.dtype], "shape": list(t.shape),
+        header[t.name] = {"dtype": DTYPES[t.dtype].safetensors, "shape": list(t.shape),
                           "data_offsets": [begin, begin + t.nbytes]}
         begin += t.nbytes
     text = json.dumps(header, separators=(",", ":")).encode()
@@ -61,8 +63,7 @@ def npy_file_name(name: str) -> str:
 
 def _npy_header(shape, dtype_name: str) -> bytes:
     # bfloat16 has no .npy type code: it is written as 2-byte void ('|V2') records
-    descr = "|V2" if dtype_name == "bfloat16" else np.lib.format.dtype_to_descr(np.dtype(dtype_name))
-    header = {"descr": descr, "fortran_order": False, "shape": tuple(shape)}
+    header = {"descr": DTYPES[dtype_name].npy_descr, "fortran_order": False, "shape": tuple(shape)}
     text = repr(header).encode("latin1")
     pad = -(len(text) + 1 + 10) % 64  # magic (6) + version (2) + length (2); data 64-byte aligned
     text += b" " * pad + b"\n"
@@ -92,12 +93,12 @@ class StoredTensor:
     name: str
     shape: tuple[int, ...]
     dtype: str
-    open: Callable[[], object]
+    open: Callable[[], Any]
 
 
 def _memmap(file: str, start: int, shape: tuple[int, ...], dtype: str) -> Callable[[], np.ndarray]:
     def open_memmap():
-        kind = np.dtype(np.uint16) if dtype == "bfloat16" else numpy_dtype(dtype)
+        kind = raw_dtype(dtype)
         if 0 in shape:
             return np.empty(shape, kind)
         return np.memmap(file, dtype=kind, mode="r", offset=start, shape=shape)
@@ -122,7 +123,8 @@ def read_safetensors(path: str) -> tuple[dict[str, str], list[StoredTensor]]:
     for name, entry in header.items():
         if entry["dtype"] not in _FROM_SAFETENSORS:
             raise ValueError(f"{path}: tensor {name!r} has dtype {entry['dtype']}, not one fastinit writes")
-        start, dtype, shape = 8 + length + entry["data_offsets"][0], _FROM_SAFETENSORS[entry["dtype"]], tuple(entry["shape"])
+        start = 8 + length + entry["data_offsets"][0]
+        dtype, shape = _FROM_SAFETENSORS[entry["dtype"]], tuple(entry["shape"])
         tensors.append((start, StoredTensor(name, shape, dtype, _memmap(path, start, shape, dtype))))
     return metadata, [t for _, t in sorted(tensors, key=lambda pair: pair[0])]
 
@@ -157,15 +159,22 @@ def import_zarr():
     return zarr
 
 
+def _same(value: Any) -> Any:
+    return value
+
+
 def read_zarr(path: str) -> tuple[dict[str, str], list[StoredTensor]]:
     group = import_zarr().open_group(store=path, mode="r")
     metadata = dict(group.attrs)
-    names = json.loads(metadata["fastinit.spec"])["tensors"] if "fastinit.spec" in metadata else sorted(group.array_keys())
+    if "fastinit.spec" in metadata:
+        names = list(json.loads(metadata["fastinit.spec"])["tensors"])
+    else:
+        names = sorted(group.array_keys())
     tensors = []
     for name in names:
         array = group[name]
         dtype = array.attrs.get("fastinit.dtype", str(array.dtype))
-        tensors.append(StoredTensor(name, tuple(array.shape), dtype, lambda array=array: array))
+        tensors.append(StoredTensor(name, tuple(array.shape), dtype, functools.partial(_same, array)))
     return metadata, tensors
 
 

@@ -6,12 +6,8 @@ options that decide the output bits are stated once:
 * ``error_model="numpy"``: no Python-style zero-division checks inside loops (they block SIMD);
 * no ``fastmath``: no reassociation and no FMA contraction, so every float operation is the IEEE
   operation written in the source and results do not depend on the CPU's instruction set;
-* ``cache=True``: compiled kernels are cached on disk (next to the package, or in Numba's
-  user-wide cache directory when that is not writable; ``NUMBA_CACHE_DIR`` overrides both).
-  Numba keys a cache entry on the source of the file defining the kernel only, so an edit to a
-  helper in another module (or an upgrade that changes only ``_convert.py``) would reuse stale
-  machine code. fastinit's locators key every entry on the whole package instead
-  (``source_stamp``).
+* ``cache=True``: compiled kernels are cached on disk in a per-user directory, never inside the
+  installed package, and stamped with the source of every kernel module (see ``fastinit._cache``).
 
 It also holds the two bit-cast primitives the transforms need (float <-> unsigned integer of the
 same width) and the atomic counter the parallel drivers hand out work with (``claim_next``), each
@@ -20,15 +16,15 @@ with a pure NumPy fallback under ``NUMBA_DISABLE_JIT=1``.
 
 from __future__ import annotations
 
-import functools
-import hashlib
-import os
+from typing import Any
 
 import numba
 import numpy as np
 from numba import njit
-from numba.core import caching, types
+from numba.core import types
 from numba.extending import intrinsic
+
+from . import _cache
 
 __all__ = [
     "JIT_DISABLED",
@@ -42,57 +38,14 @@ __all__ = [
     "bits_f64",
     "set_num_threads",
     "get_num_threads",
-    "source_stamp",
     "claim_next",
 ]
 
-_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+JIT_DISABLED: bool = bool(getattr(numba.config, "DISABLE_JIT", False))
 
-
-@functools.cache
-def source_stamp() -> str:
-    """SHA-256 over the name and bytes of every module of the package: the freshness stamp of
-    each cached kernel, so that any change to any module recompiles every kernel."""
-    digest = hashlib.sha256()
-    for entry in sorted(os.listdir(_PACKAGE_DIR)):
-        if entry.endswith(".py"):
-            with open(os.path.join(_PACKAGE_DIR, entry), "rb") as file:
-                digest.update(entry.encode() + b"\0" + file.read() + b"\0")
-    return digest.hexdigest()
-
-
-def _package_locator(base):
-    """``base`` (a Numba cache locator) restricted to fastinit's modules and stamped with
-    ``source_stamp()`` instead of the defining file's own hash."""
-
-    class PackageLocator(base):
-        def get_source_stamp(self):
-            return source_stamp()
-
-        @classmethod
-        def from_function(cls, py_func, py_file):
-            if os.path.dirname(os.path.abspath(py_file)) != _PACKAGE_DIR:
-                return None
-            return super().from_function(py_func, py_file)
-
-    PackageLocator.__name__ = PackageLocator.__qualname__ = f"FastinitPackage{base.__name__}"
-    return PackageLocator
-
-
-def _numba_class(name):
-    """A class of ``numba.core.caching`` by its current public name or its older underscored one."""
-    return getattr(caching, name, None) or getattr(caching, "_" + name)
-
-
-_numba_class("CacheImpl")._locator_classes[:0] = [
-    _package_locator(_numba_class(name))
-    for name in ("UserProvidedCacheLocator", "InTreeCacheLocator", "UserWideCacheLocator")
-]
-
-JIT_DISABLED: bool = bool(numba.config.DISABLE_JIT)
-
-#: options of every fastinit function (overload implementations included)
-JIT_OPTIONS = dict(cache=True, error_model="numpy", nogil=True)
+#: options of every fastinit function (overload implementations included); typed Any because
+#: Numba's own annotations type them as a private TypedDict
+JIT_OPTIONS: Any = dict(cache=_cache.install(), error_model="numpy", nogil=True)
 
 #: small scalar helpers, inlined into their callers at the Numba IR level
 inline_jit = njit(inline="always", **JIT_OPTIONS)

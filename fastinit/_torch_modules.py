@@ -7,18 +7,18 @@ import fnmatch
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Union
+from typing import Any
 
 import torch
 from torch import nn
 
-from ._philox import check_seed
 from ._torch_tensors import DTYPES, fill_tensor
+from ._validate import check_seed
 from .schemes import compute_fans
-from .spec import TensorSpec, check_init
+from .spec import TensorSpec, check_tensor
 
-Scheme = Union[str, tuple]
-SchemeMap = Mapping[Union[str, type], Union[Scheme, Mapping[str, Scheme]]]
+Scheme = str | tuple
+SchemeMap = Mapping[str | type, Scheme | Mapping[str, Scheme]]
 
 _NORMS = (nn.LayerNorm, nn.GroupNorm, nn.modules.batchnorm._NormBase, nn.RMSNorm)
 _LINEAR_LIKE = (nn.Linear, nn.modules.conv._ConvNd)
@@ -70,14 +70,15 @@ def _scheme(value, where: str) -> tuple[str, dict]:
                     f"{{'std': 0.02}}), got {value!r}")
 
 
-def _check_schemes(schemes) -> tuple[list, list]:
+def _check_schemes(schemes: Any) -> tuple[list[tuple[str, tuple[str, dict]]], list[tuple[type, Any]]]:
     """``schemes`` split into (pattern, scheme) and (type, {param: scheme} or scheme) lists."""
     if schemes is None:
         return [], []
     if not isinstance(schemes, Mapping):
         raise TypeError(f"schemes must be a mapping from name patterns or module types to schemes, "
                         f"got {type(schemes).__name__}")
-    patterns, types = [], []
+    patterns: list[tuple[str, tuple[str, dict]]] = []
+    types: list[tuple[type, Any]] = []
     for key, value in schemes.items():
         if isinstance(key, str):
             patterns.append((key, _scheme(value, repr(key))))
@@ -146,8 +147,8 @@ def plan(module: nn.Module, schemes: SchemeMap | None, *, seed: int, only_meta: 
     patterns, types = _check_schemes(schemes)
     defaults: dict[str, tuple[str, dict]] = {}
     for prefix, sub in reversed(list(module.named_modules())):  # children first: containers override
-        for local, rule in _torch_default(sub).items():
-            defaults[f"{prefix}.{local}" if prefix else local] = rule
+        for local, default in _torch_default(sub).items():
+            defaults[f"{prefix}.{local}" if prefix else local] = default
     entries = []
     owners = _owners(module)
     for _, p in module.named_parameters():
@@ -159,10 +160,11 @@ def plan(module: nn.Module, schemes: SchemeMap | None, *, seed: int, only_meta: 
         if p.dtype not in DTYPES:
             raise TypeError(f"{name}: dtype {p.dtype} is not a float type fastinit fills "
                             f"({', '.join(map(str, DTYPES))})")
-        rule = next((s for pattern, s in patterns if fnmatch.fnmatchcase(name, pattern)), None)
-        for cls, s in types if rule is None else ():
+        rule: tuple[str, dict] | None = next((s for pattern, s in patterns if fnmatch.fnmatchcase(name, pattern)),
+                                             None)
+        for cls, by_type in types if rule is None else ():
             if isinstance(owner, cls):
-                rule = s.get(local) if isinstance(s, dict) else s
+                rule = by_type.get(local) if isinstance(by_type, dict) else by_type
                 if rule is not None:
                     break
         zero_row = None
@@ -175,7 +177,7 @@ def plan(module: nn.Module, schemes: SchemeMap | None, *, seed: int, only_meta: 
                              f"does not know; give it a scheme, e.g. schemes={{{name!r}: 'zeros'}} or "
                              f"{{{type(owner).__name__}: {{{local!r}: ('normal', {{'std': 0.02}})}}}}")
         init, params = rule
-        check_init(name, init, params, tuple(p.shape), DTYPES[p.dtype])
+        check_tensor(name, tuple(p.shape), DTYPES[p.dtype], init, params)
         entries.append(Entry(name, p, init, params, zero_row))
     return entries
 

@@ -8,8 +8,10 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-DTYPES = {torch.float32: "float32", torch.float64: "float64", torch.float16: "float16",
-          torch.bfloat16: "bfloat16"}
+from ._dtypes import FLOAT_NAMES
+
+#: the torch dtypes fastinit fills, and their fastinit names
+DTYPES = {getattr(torch, name): name for name in FLOAT_NAMES}
 
 
 def _check_tensor(tensor, function: str) -> None:

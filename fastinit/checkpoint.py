@@ -21,15 +21,16 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from . import __version__
+from ._atomic import partial_path, publish, refuse_existing, remove, write_atomic
+from ._dtypes import numpy_dtype
 from ._formats import (
     MANIFEST,
     import_zarr,
@@ -39,8 +40,9 @@ from ._formats import (
     read_checkpoint,
     safetensors_layout,
 )
-from ._dispatch import numpy_dtype
-from .spec import WHOLE_TENSOR, Spec, TensorSpec, load_spec
+from ._validate import check_seed
+from ._version import __version__
+from .spec import Spec, TensorSpec, load_spec
 
 __all__ = ["FORMATS", "generate", "verify", "summarize", "statistics", "boxes", "Interrupted", "Mismatch", "Result"]
 
@@ -194,21 +196,6 @@ def _progress_path(path: str) -> str:
     return path + ".partial.progress"
 
 
-def _remove(path: str) -> None:
-    if os.path.isdir(path) and not os.path.islink(path):
-        shutil.rmtree(path, ignore_errors=True)
-    elif os.path.lexists(path):
-        os.remove(path)
-
-
-def _fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _identity(spec: Spec, seed: int, fmt: str) -> dict:
     """What a partial output must have been started with for ``resume`` to continue it."""
     return {"format": fmt, "seed": seed, "spec_sha256": spec.digest(), "version": __version__}
@@ -216,9 +203,8 @@ def _identity(spec: Spec, seed: int, fmt: str) -> dict:
 
 def _start(path, identity, chunk_bytes, overwrite, resume) -> tuple[int, int]:
     """Check what is on disk; return ``(chunk_bytes, boxes already done)``."""
-    partial, progress = path + ".partial", _progress_path(path)
-    if os.path.lexists(path) and not overwrite:
-        raise FileExistsError(f"{path} exists; pass --overwrite (overwrite=True) to replace it")
+    partial, progress = partial_path(path), _progress_path(path)
+    refuse_existing(path, overwrite, "pass --overwrite (overwrite=True) to replace it")
     if resume and os.path.exists(progress) and os.path.lexists(partial):
         with open(progress) as file:
             record = json.load(file)
@@ -230,24 +216,19 @@ def _start(path, identity, chunk_bytes, overwrite, resume) -> tuple[int, int]:
     if os.path.lexists(partial) and not overwrite:
         raise FileExistsError(f"{partial} exists from an interrupted run: pass --resume to continue it "
                               "or --overwrite to start over")
-    _remove(partial)
-    _remove(progress)
+    remove(partial)
+    remove(progress)
     return chunk_bytes, 0
 
 
 def _record(path, identity, chunk_bytes, boxes_done) -> None:
     record = {**identity, "chunk_bytes": chunk_bytes, "boxes_done": boxes_done}
-    tmp = _progress_path(path) + ".tmp"
-    with open(tmp, "w") as file:
-        json.dump(record, file)
-        file.flush()
-        os.fsync(file.fileno())
-    os.replace(tmp, _progress_path(path))
+    write_atomic(_progress_path(path), json.dumps(record).encode())
 
 
 def generate(spec: Spec | str | os.PathLike | dict, path: str | os.PathLike, *, seed: int = 0,
-             format: str = "safetensors", overwrite: bool = False, resume: bool = False,
-             chunk_bytes: int = CHUNK_BYTES, progress: Callable[[int, str], None] | None = None) -> Result:
+             format: str = "safetensors", overwrite: bool = False, resume: bool = False, chunk_bytes: int = CHUNK_BYTES,
+             progress: Callable[[int, str], None] | None = None) -> Result:
     """Write the checkpoint of ``spec`` (a Spec, a dict or a spec file) to ``path``.
 
     ``progress(nbytes, tensor_name)`` is called after each box is handed to the disk. Memory: two
@@ -256,7 +237,7 @@ def generate(spec: Spec | str | os.PathLike | dict, path: str | os.PathLike, *, 
     """
     spec = spec if isinstance(spec, Spec) else load_spec(spec)
     path = os.fspath(path)
-    seed = int(seed)
+    seed = check_seed(seed)
     if format not in FORMATS:
         raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {format!r}")
     for t in spec.tensors:  # before anything is written
@@ -267,7 +248,7 @@ def generate(spec: Spec | str | os.PathLike | dict, path: str | os.PathLike, *, 
         import_zarr()
     identity = _identity(spec, seed, format)
     chunk_bytes, done = _start(path, identity, chunk_bytes, overwrite, resume)
-    partial = path + ".partial"
+    partial = partial_path(path)
     t0 = time.perf_counter()
     metadata = _metadata(spec, seed, format)
     files = (_ZarrSink(partial, spec, metadata, chunk_bytes, fresh=done == 0) if format == "zarr"
@@ -287,7 +268,7 @@ def generate(spec: Spec | str | os.PathLike | dict, path: str | os.PathLike, *, 
                         continue
                     n = math.prod(shape)
                     box = buffers[count % 2].view(np.uint8)[:n * dtype.itemsize].view(dtype).reshape(shape)
-                    if t.init in WHOLE_TENSOR:  # computed once, written slab by slab
+                    if t.scheme.whole_tensor:  # computed once, written slab by slab
                         whole = t.fill(np.empty(t.shape, dtype), seed) if whole is None else whole
                         box[...] = whole[tuple(slice(o, o + m) for o, m in zip(offset, shape))]
                     else:
@@ -318,15 +299,12 @@ def generate(spec: Spec | str | os.PathLike | dict, path: str | os.PathLike, *, 
         raise Interrupted(f"interrupted; {partial} kept: run again with --resume to continue") from None
     except BaseException:
         files.close()
-        _remove(partial)
-        _remove(_progress_path(path))
+        remove(partial)
+        remove(_progress_path(path))
         raise
     files.close()
-    if os.path.lexists(path):  # overwrite=True was checked in _start
-        _remove(path)
-    os.replace(partial, path)
-    _remove(_progress_path(path))
-    _fsync_dir(os.path.dirname(os.path.abspath(path)))
+    publish(partial, path)  # overwrite=True was checked in _start
+    remove(_progress_path(path))
     return Result(path, format, len(spec.tensors), spec.parameters, spec.nbytes, time.perf_counter() - t0)
 
 
@@ -359,8 +337,9 @@ def _stored_spec(metadata: dict, path: str) -> Spec:
     return load_spec(json.loads(metadata["fastinit.spec"]))
 
 
-def verify(path: str | os.PathLike, spec=None, *, seed: int | None = None, sample: int | None = None,
-           chunk_bytes: int = CHUNK_BYTES, progress: Callable[[int, str], None] | None = None) -> list[Mismatch]:
+def verify(path: str | os.PathLike, spec: Spec | str | os.PathLike | dict | None = None, *, seed: int | None = None,
+           sample: int | None = None, chunk_bytes: int = CHUNK_BYTES,
+           progress: Callable[[int, str], None] | None = None) -> list[Mismatch]:
     """Recompute the checkpoint at ``path`` and compare it bit for bit.
 
     ``spec`` defaults to the one recorded in the checkpoint and ``seed`` to the recorded seed.
@@ -384,7 +363,8 @@ def verify(path: str | os.PathLike, spec=None, *, seed: int | None = None, sampl
             problems.append(Mismatch(t.name, "missing from the checkpoint"))
             continue
         if (s.shape, s.dtype) != (t.shape, t.dtype):
-            problems.append(Mismatch(t.name, f"stored as {s.dtype} {list(s.shape)}, spec says {t.dtype} {list(t.shape)}"))
+            problems.append(Mismatch(t.name, f"stored as {s.dtype} {list(s.shape)}, "
+                                             f"spec says {t.dtype} {list(t.shape)}"))
             continue
         data = s.open()
         dtype = numpy_dtype(t.dtype)
@@ -392,9 +372,9 @@ def verify(path: str | os.PathLike, spec=None, *, seed: int | None = None, sampl
         if sample is not None and len(all_boxes) > sample:
             inner = rng.choice(np.arange(1, len(all_boxes) - 1), size=max(0, sample - 2), replace=False)
             all_boxes = [all_boxes[i] for i in sorted({0, len(all_boxes) - 1, *inner.tolist()})]
-        whole = t.fill(np.empty(t.shape, dtype), seed) if t.init in WHOLE_TENSOR and all_boxes else None
+        whole = t.fill(np.empty(t.shape, dtype), seed) if t.scheme.whole_tensor and all_boxes else None
         wrong = 0
-        first = None
+        first: tuple[int, ...] = ()
         for offset, shape in all_boxes:
             region = tuple(slice(o, o + n) for o, n in zip(offset, shape))
             expected = whole[region] if whole is not None else t.fill(np.empty(shape, dtype), seed, offset)
@@ -410,7 +390,7 @@ def verify(path: str | os.PathLike, spec=None, *, seed: int | None = None, sampl
     return problems
 
 
-def statistics(data, dtype: np.dtype, *, chunk_bytes: int = CHUNK_BYTES) -> dict:
+def statistics(data: Any, dtype: np.dtype, *, chunk_bytes: int = CHUNK_BYTES) -> dict:
     """Mean, std, min and max of an array-like (a stored bfloat16 may be its uint16 bits, viewed as
     ``dtype``), in float64, a slab at a time; NaN for an empty array."""
     shape = tuple(data.shape)

@@ -19,17 +19,19 @@ import math
 import signal
 import sys
 import time
+from typing import Any
 
 import numpy as np
 
-from . import __version__
-from ._dispatch import numpy_dtype
+from ._dtypes import numpy_dtype
 from ._jit import get_num_threads, set_num_threads
+from ._version import __version__
 from .checkpoint import FORMATS, Interrupted, statistics, summarize
 from .checkpoint import generate as write_checkpoint
 from .checkpoint import verify as verify_checkpoint
 from .distributions import normal_
 from .spec import DTYPES, default_spec, load_spec
+
 
 def demo(args: argparse.Namespace) -> int:
     rows, cols = args.shape
@@ -79,7 +81,8 @@ class _Progress:
 
     def __init__(self, total_bytes: int, total_tensors: int, verb: str, quiet: bool):
         self.total, self.tensors, self.verb, self.quiet = total_bytes, total_tensors, verb, quiet
-        self.done, self.names, self.t0, self.last = 0, set(), time.perf_counter(), 0.0
+        self.done, self.t0, self.last = 0, time.perf_counter(), 0.0
+        self.names: set[str] = set()
         self.bar = None
         if not quiet:
             try:
@@ -167,7 +170,7 @@ def _widths(text: str) -> list[int]:
         raise ValueError(f"--widths must be comma-separated ints, got {text!r}") from None
 
 
-def _param(text: str) -> tuple[str, object]:
+def _param(text: str) -> tuple[str, Any]:
     key, sep, value = text.partition("=")
     if not sep or not key:
         raise ValueError(f"--param takes KEY=VALUE (e.g. std=0.02), got {text!r}")
@@ -182,7 +185,7 @@ def diagnose(args: argparse.Namespace) -> int:
 
     widths = _widths(args.widths)
     params = dict(_param(p) for p in args.param)
-    run = dict(batch=args.batch, seed=args.seed, instances=args.instances)
+    run: dict[str, Any] = dict(batch=args.batch, seed=args.seed, instances=args.instances)
     result = diagnostics.propagate(widths, args.activation, args.init, **run, **params)
     print(f"{args.activation} MLP, widths {','.join(map(str, widths))}, init {args.init}"
           + "".join(f" {k}={v}" for k, v in params.items())

@@ -12,8 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
 
 from . import schemes as S
+from ._registry import lookup
 from .distributions import normal_, trunc_normal_, uniform_
 
 __all__ = ["TABLE", "Convention", "torch", "jax", "flax", "keras"]
@@ -27,10 +31,20 @@ class Convention:
     function: Callable
     describe: str
     fixed: dict = field(default_factory=dict)
-    translate: Callable[[dict], dict] = staticmethod(lambda params: params)
+    translate: Callable[[dict], dict] = lambda params: params
 
-    def __call__(self, out, **params):
+    def __call__(self, out: np.ndarray, **params: Any) -> np.ndarray:
         return self.function(out, **self.fixed, **self.translate(params))
+
+    @property
+    def draws(self) -> bool:
+        """Whether it takes ``seed`` and ``name`` (as its fastinit function does)."""
+        return lookup(self.function).draws
+
+    @property
+    def whole_tensor(self) -> bool:
+        """Whether it needs the whole tensor at once (as its fastinit function does)."""
+        return lookup(self.function).whole_tensor
 
 
 def _renamed(**names):

@@ -17,89 +17,84 @@ with a ``dask.distributed.Client`` connected; workers need fastinit installed.
 from __future__ import annotations
 
 import itertools
-import operator
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import dask.array as da
 import numpy as np
 from dask.highlevelgraph import HighLevelGraph
 
-from ._dispatch import FLOAT_DTYPES, concrete_seed, numpy_dtype
-from ._philox import check_name
-from .initializers import SCHEMES, _takes
-from .spec import check_init
+from ._dtypes import FLOAT_NAMES
+from ._registry import Scheme, lookup, prefixed
+from ._streams import concrete_seed
+from ._validate import check_dtype, check_name, check_shape
 
-_BY_NAME = sorted(set(SCHEMES) - {"uniform", "normal", "trunc_normal"})  # constructors generated below
-__all__ = ["init", "uniform", "normal", "trunc_normal", *_BY_NAME]
+__all__ = [
+    "init", "uniform", "normal", "trunc_normal",
+    "constant", "delta_orthogonal", "dirac", "eye", "glorot_normal", "glorot_uniform", "he_normal", "he_uniform",
+    "kaiming_normal", "kaiming_uniform", "lecun_normal", "lecun_uniform", "ones", "orthogonal", "random_bits",
+    "sparse", "variance_scaling", "xavier_normal", "xavier_simple", "xavier_uniform", "zeros",
+]
+
+#: ``constructor(shape, dtype="float32", *, chunks="auto", seed=None, name="", **params) -> dask.array.Array``
+Constructor = Callable[..., da.Array]
 
 
-def _block(function: Callable, shape: tuple[int, ...], dtype: np.dtype, global_shape: tuple[int, ...],
+def _block(scheme: Scheme, shape: tuple[int, ...], dtype: np.dtype, global_shape: tuple[int, ...],
            offset: tuple[int, ...], kw: dict) -> np.ndarray:
-    return function(np.empty(shape, dtype), global_shape=global_shape, offset=offset, **kw)
+    return scheme.fill(np.empty(shape, dtype), global_shape=global_shape, offset=offset, **kw)
 
 
-def init(shape: Sequence[int], scheme: str | Callable, dtype="float32", *, chunks="auto", seed=None,
-         name: str = "", **params) -> da.Array:
+def init(shape: Sequence[int], scheme: str | Callable, dtype: Any = "float32", *, chunks: Any = "auto",
+         seed: int | None = None, name: str = "", **params: Any) -> da.Array:
     """A dask array of ``shape`` and ``dtype`` filled by ``scheme`` (a fastinit scheme name such as
     ``"kaiming_normal"``, or any fastinit in-place function) with its ``params``.
 
     ``chunks`` is anything ``dask.array`` accepts (``"auto"``, ``(1024, 512)``, explicit tuples).
     Schemes that need the whole tensor (``orthogonal``, ``delta_orthogonal``) build it once per block.
     """
-    if isinstance(scheme, str):
-        if scheme not in SCHEMES:
-            raise ValueError(f"unknown scheme {scheme!r}; known: {', '.join(sorted(SCHEMES))}")
-        function = SCHEMES[scheme]
-    elif callable(scheme):
-        function = scheme
-    else:
-        raise TypeError(f"scheme must be a scheme name or a fastinit function, got {type(scheme).__name__}")
-    try:
-        if isinstance(shape, (str, bytes)):
-            raise TypeError
-        shape = tuple(operator.index(d) for d in shape)
-    except TypeError:
-        raise TypeError(f"shape must be a sequence of ints, got {shape!r}") from None
-    if any(d < 0 for d in shape):
-        raise ValueError(f"shape must not have negative dimensions, got {shape}")
-    dtype = numpy_dtype(dtype)
-    if dtype.name not in (*FLOAT_DTYPES, "uint32"):
-        raise TypeError(f"dtype must be one of {', '.join(FLOAT_DTYPES)} (uint32 for random_bits), got {dtype.name}")
-    kw = dict(params)
-    if _takes(function, "seed"):
+    filler = lookup(scheme)
+    shape = check_shape(shape)
+    dtype = check_dtype(dtype, (*FLOAT_NAMES, "uint32"))
+    kw: dict[str, Any] = dict(params)
+    if filler.draws:
         kw.update(seed=concrete_seed(seed), name=check_name(name))
     if isinstance(scheme, str):  # check the parameters now, not in a worker at compute time
-        check_init(f"fastinit.dask.{scheme}", scheme, params, shape, dtype.name)
+        with prefixed(f"fastinit.dask.{scheme}"):
+            filler.check(params, shape, dtype.name)
     chunks = da.core.normalize_chunks(chunks, shape, dtype=dtype)
-    label = getattr(scheme, "__name__", str(scheme)).rstrip("_")
-    key = f"fastinit-{label}-" + da.core.tokenize(shape, dtype, chunks, label, kw)
+    key = f"fastinit-{filler.name}-" + da.core.tokenize(shape, dtype, chunks, filler.name, kw)
     starts = [tuple(itertools.accumulate((0, *c[:-1]))) for c in chunks]
-    graph = {
-        (key, *index): (_block, function, tuple(c[i] for c, i in zip(chunks, index)), dtype, shape,
+    graph: dict[Any, Any] = {
+        (key, *index): (_block, filler, tuple(c[i] for c, i in zip(chunks, index)), dtype, shape,
                         tuple(s[i] for s, i in zip(starts, index)), kw)
         for index in itertools.product(*(range(len(c)) for c in chunks))
     }
     return da.Array(HighLevelGraph.from_collections(key, graph, dependencies=()), key, chunks, dtype=dtype)
 
 
-def uniform(shape, low=0.0, high=1.0, dtype="float32", *, chunks="auto", seed=None, name="") -> da.Array:
+def uniform(shape: Sequence[int], low: float = 0.0, high: float = 1.0, dtype: Any = "float32", *,
+            chunks: Any = "auto", seed: int | None = None, name: str = "") -> da.Array:
     """U[low, high) (see ``fastinit.uniform_``)."""
     return init(shape, "uniform", dtype, chunks=chunks, seed=seed, name=name, low=low, high=high)
 
 
-def normal(shape, mean=0.0, std=1.0, dtype="float32", *, chunks="auto", seed=None, name="") -> da.Array:
+def normal(shape: Sequence[int], mean: float = 0.0, std: float = 1.0, dtype: Any = "float32", *,
+           chunks: Any = "auto", seed: int | None = None, name: str = "") -> da.Array:
     """N(mean, std**2) (see ``fastinit.normal_``)."""
     return init(shape, "normal", dtype, chunks=chunks, seed=seed, name=name, mean=mean, std=std)
 
 
-def trunc_normal(shape, mean=0.0, std=1.0, a=-2.0, b=2.0, dtype="float32", *, chunks="auto", seed=None,
-                 name="") -> da.Array:
+def trunc_normal(shape: Sequence[int], mean: float = 0.0, std: float = 1.0, a: float = -2.0, b: float = 2.0,
+                 dtype: Any = "float32", *, chunks: Any = "auto", seed: int | None = None,
+                 name: str = "") -> da.Array:
     """N(mean, std**2) truncated to the absolute interval [a, b] (see ``fastinit.trunc_normal_``)."""
     return init(shape, "trunc_normal", dtype, chunks=chunks, seed=seed, name=name, mean=mean, std=std, a=a, b=b)
 
 
-def _by_name(scheme: str) -> Callable:
-    def constructor(shape, dtype="float32", *, chunks="auto", seed=None, name="", **params) -> da.Array:
+def _by_name(scheme: str) -> Constructor:
+    def constructor(shape: Sequence[int], dtype: Any = "float32", *, chunks: Any = "auto", seed: int | None = None,
+                    name: str = "", **params: Any) -> da.Array:
         return init(shape, scheme, dtype, chunks=chunks, seed=seed, name=name, **params)
 
     constructor.__name__ = constructor.__qualname__ = scheme
@@ -108,4 +103,24 @@ def _by_name(scheme: str) -> Callable:
     return constructor
 
 
-globals().update({scheme: _by_name(scheme) for scheme in _BY_NAME})
+constant: Constructor = _by_name("constant")
+delta_orthogonal: Constructor = _by_name("delta_orthogonal")
+dirac: Constructor = _by_name("dirac")
+eye: Constructor = _by_name("eye")
+glorot_normal: Constructor = _by_name("glorot_normal")
+glorot_uniform: Constructor = _by_name("glorot_uniform")
+he_normal: Constructor = _by_name("he_normal")
+he_uniform: Constructor = _by_name("he_uniform")
+kaiming_normal: Constructor = _by_name("kaiming_normal")
+kaiming_uniform: Constructor = _by_name("kaiming_uniform")
+lecun_normal: Constructor = _by_name("lecun_normal")
+lecun_uniform: Constructor = _by_name("lecun_uniform")
+ones: Constructor = _by_name("ones")
+orthogonal: Constructor = _by_name("orthogonal")
+random_bits: Constructor = _by_name("random_bits")
+sparse: Constructor = _by_name("sparse")
+variance_scaling: Constructor = _by_name("variance_scaling")
+xavier_normal: Constructor = _by_name("xavier_normal")
+xavier_simple: Constructor = _by_name("xavier_simple")
+xavier_uniform: Constructor = _by_name("xavier_uniform")
+zeros: Constructor = _by_name("zeros")

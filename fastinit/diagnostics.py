@@ -29,17 +29,16 @@ linear networks: Roberts & Yaida's L/n).
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
-from ._philox import check_seed
+from ._atomic import atomic_output
+from ._registry import lookup, prefixed
+from ._validate import check_positive_int, check_seed
 from .distributions import normal_
-from .initializers import SCHEMES, _takes
-from .spec import check_init
 
 __all__ = ["ACTIVATIONS", "Activation", "Propagation", "Recommendation", "alternatives", "gaussian_expectation",
            "plot", "propagate", "recommend"]
@@ -142,9 +141,8 @@ def _check(widths, activation, batch, instances, seed) -> tuple[int, ...]:
         raise ValueError(f"widths must be positive ints, got {list(widths)}")
     if activation not in ACTIVATIONS:
         raise ValueError(f"unknown activation {activation!r}; known: {', '.join(ACTIVATIONS)}")
-    for argname, value in (("batch", batch), ("instances", instances)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise ValueError(f"{argname} must be a positive int, got {value!r}")
+    check_positive_int("batch", batch)
+    check_positive_int("instances", instances)
     check_seed(seed)
     return tuple(int(w) for w in widths)
 
@@ -177,7 +175,7 @@ def _theory(widths, activation, second_moments, batch):
 
 
 def propagate(widths: Sequence[int], activation: Activation, init: str | Callable, *, batch: int = 1000,
-              seed: int = 0, instances: int = 1, **init_kwargs) -> Propagation:
+              seed: int = 0, instances: int = 1, **init_kwargs: Any) -> Propagation:
     """Run ``instances`` MLPs of ``widths`` at initialization and compare with the theory.
 
     ``init`` is any fastinit scheme by name (``"kaiming_normal"``, ``"normal"``, ...) or function,
@@ -193,16 +191,11 @@ def propagate(widths: Sequence[int], activation: Activation, init: str | Callabl
     True
     """
     widths = _check(widths, activation, batch, instances, seed)
+    scheme = lookup(init, "init")
     if isinstance(init, str):
-        if init not in SCHEMES:
-            raise ValueError(f"unknown init {init!r}; known: {', '.join(sorted(SCHEMES))}")
         for shape in dict.fromkeys(zip(widths[1:], widths[:-1])):  # each distinct weight shape once
-            check_init(f"init ({shape[0]} x {shape[1]} weight)", init, init_kwargs, shape, "float64")
-        function = SCHEMES[init]
-    elif callable(init):
-        function = init
-    else:
-        raise TypeError(f"init must be a scheme name or a fastinit function, got {type(init).__name__}")
+            with prefixed(f"init ({shape[0]} x {shape[1]} weight)"):
+                scheme.check(init_kwargs, shape, "float64")
     s, ds = ACTIVATIONS[activation]
     layers = len(widths) - 1
     x = normal_(np.empty((batch, widths[0])), seed=seed, name="input")
@@ -213,8 +206,8 @@ def propagate(widths: Sequence[int], activation: Activation, init: str | Callabl
     for i in range(instances):
         weights = []
         for l in range(layers):
-            kw = {"seed": seed, "name": f"instance{i}.layer{l + 1}.weight"} if _takes(function, "seed") else {}
-            w = function(np.empty((widths[l + 1], widths[l])), **kw, **init_kwargs)
+            w = scheme.fill(np.empty((widths[l + 1], widths[l])), seed=seed, name=f"instance{i}.layer{l + 1}.weight",
+                            **init_kwargs)
             second_moments[l] += float(np.mean(w * w)) / instances
             weights.append(w)
         inputs, pre = [], []
@@ -238,8 +231,8 @@ def propagate(widths: Sequence[int], activation: Activation, init: str | Callabl
     else:
         spread = np.full(layers, np.nan)
     theory = _theory(widths, activation, second_moments, batch)
-    name = init if isinstance(init, str) else getattr(init, "__name__", repr(init)).rstrip("_")
-    return Propagation(widths, activation, name, dict(init_kwargs), forward, backward, weight_grad, spread, *theory)
+    label = init if isinstance(init, str) else scheme.name
+    return Propagation(widths, activation, label, dict(init_kwargs), forward, backward, weight_grad, spread, *theory)
 
 
 @dataclass(frozen=True)
@@ -252,7 +245,7 @@ class Recommendation:
     reason: str
 
 
-_RECOMMENDATIONS = {
+_RECOMMENDATIONS: dict[str, tuple[str, dict[str, Any], str]] = {
     "linear": ("xavier_normal", {}, "C_W = 1 keeps the forward variance (fan_in) and the backward variance "
                "(fan_out) constant; Glorot & Bengio (2010) average the two fans for unequal widths"),
     "tanh": ("xavier_normal", {}, "tanh is linear near 0 (tanh'(0) = 1), so the critical C_W is 1 as for linear "
@@ -261,7 +254,8 @@ _RECOMMENDATIONS = {
     "relu": ("kaiming_normal", {"nonlinearity": "relu"}, "ReLU zeroes half of its inputs, E[relu(z)^2] = K / 2, so "
              "C_W = 2 keeps the variance (He et al. 2015)"),
     "leaky_relu": ("kaiming_normal", {"nonlinearity": "leaky_relu", "a": _LEAKY_SLOPE},
-                   f"E[s(z)^2] = K (1 + a^2) / 2 with slope a = {_LEAKY_SLOPE}, so C_W = 2 / (1 + a^2) (He et al. 2015)"),
+                   f"E[s(z)^2] = K (1 + a^2) / 2 with slope a = {_LEAKY_SLOPE}, so C_W = 2 / (1 + a^2) "
+                   "(He et al. 2015)"),
     "gelu": ("kaiming_normal", {"nonlinearity": "relu"}, "GELU is ReLU-like away from 0 (E[s(z)^2] ~ K / 2 for "
              "large K): He's C_W = 2 is the closest to critical; the diagnostics show the residual drift"),
     "silu": ("kaiming_normal", {"nonlinearity": "relu"}, "SiLU (swish) is ReLU-like away from 0: He's C_W = 2 "
@@ -305,9 +299,6 @@ def plot(results: Sequence[Propagation], path: str, *, overwrite: bool = False) 
         import matplotlib.pyplot as plt
     except ImportError:
         raise ImportError("plots need matplotlib: pip install 'fastinit-philox[plot]'") from None
-    path = os.fspath(path)
-    if os.path.exists(path) and not overwrite:
-        raise FileExistsError(f"{path} exists; pass --overwrite (overwrite=True) to replace it")
     figure, axes = plt.subplots(1, 2, figsize=(11, 4.2), constrained_layout=True)
     for r in results:
         label = r.init + "".join(f", {k}={v}" for k, v in r.params.items())
@@ -326,12 +317,9 @@ def plot(results: Sequence[Propagation], path: str, *, overwrite: bool = False) 
     figure.suptitle(f"{first.activation}, widths {first.widths[0]}" + (
         f" -> {first.widths[1]} x {first.layers}" if len(set(first.widths[1:])) == 1 else f" {first.widths}")
         + " (dashed: infinite-width theory)")
-    root, ext = os.path.splitext(path)
-    partial = f"{root}.partial{ext}"
     try:
-        figure.savefig(partial, dpi=110)
-        os.replace(partial, path)
+        with atomic_output(path, overwrite=overwrite, hint="pass --overwrite (overwrite=True) to replace it",
+                           keep_extension=True) as partial:
+            figure.savefig(partial, dpi=110)
     finally:
         plt.close(figure)
-        if os.path.exists(partial):
-            os.remove(partial)

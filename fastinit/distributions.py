@@ -2,7 +2,7 @@
 
 Each value depends only on ``(seed, name, global index)``: ``out`` may be the whole tensor or any
 N-d box of it (``global_shape`` + ``offset``), filled by any number of threads, on any machine,
-and it equals that box of the whole tensor bit for bit. See README "The stream contract".
+and it equals that box of the whole tensor bit for bit. See ``docs/contract.md``.
 
 Float outputs are float32, float64, float16 or ``ml_dtypes.bfloat16``. float16 / bfloat16 values
 are the float32 value rounded to nearest-even (bounds first rounded inward to the output dtype);
@@ -12,13 +12,17 @@ float64 values use 53-bit uniforms.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 
-from . import _dispatch
-from ._dispatch import FLOAT_DTYPES, Target, check_real, finite_max, largest_below, smallest_at_least
+from ._dtypes import DTYPES, FLOAT_NAMES, largest_below, smallest_at_least
 from ._kernels import BITS, F64, NORMAL, TRUNC_NORMAL, UNIFORM
+from ._launch import launch
 from ._ndtr import normal_cdf
+from ._streams import resolve_key
+from ._target import Target
+from ._validate import check_real
 
 __all__ = ["random_bits_", "uniform_", "normal_", "trunc_normal_"]
 
@@ -32,7 +36,8 @@ def _f32(x: float) -> float:
     return float(np.float32(x))
 
 
-def random_bits_(out, *, seed=None, name="", global_shape=None, offset=None):
+def random_bits_(out: np.ndarray, *, seed: int | None = None, name: str = "", global_shape: Sequence[int] | None = None,
+                 offset: Sequence[int] | None = None) -> np.ndarray:
     """Fill a uint32 array with raw Philox4x32-10 words.
 
     Element ``i`` (global C-order index) is word ``i % 4`` of
@@ -44,11 +49,12 @@ def random_bits_(out, *, seed=None, name="", global_shape=None, offset=None):
     True
     """
     target = Target(out, ("uint32",), global_shape, offset)
-    _dispatch.launch(target, BITS, _dispatch.resolve_key(seed, name), ())
+    launch(target, BITS, resolve_key(seed, name), ())
     return out
 
 
-def uniform_(out, low=0.0, high=1.0, *, seed=None, name="", global_shape=None, offset=None):
+def uniform_(out: np.ndarray, low: float = 0.0, high: float = 1.0, *, seed: int | None = None, name: str = "",
+             global_shape: Sequence[int] | None = None, offset: Sequence[int] | None = None) -> np.ndarray:
     """Fill ``out`` with U[low, high): ``low + (high - low) * u``, never ``high``.
 
     * float32 / float16 / bfloat16: ``u = (w >> 8) * 2**-24`` from the element's word ``w``, and
@@ -71,11 +77,11 @@ def uniform_(out, low=0.0, high=1.0, *, seed=None, name="", global_shape=None, o
     >>> bool(((-1 <= w) & (w < 1)).all())
     True
     """
-    target = Target(out, FLOAT_DTYPES, global_shape, offset)
+    target = Target(out, FLOAT_NAMES, global_shape, offset)
     low, high = check_real("low", low), check_real("high", high)
     if not low < high:
         raise ValueError(f"uniform_ needs low < high, got low={low}, high={high}")
-    top = finite_max(target.dtype)
+    top = DTYPES[target.dtype.name].finite_max
     if low < -top or high > top:
         raise ValueError(f"[low, high) = [{low}, {high}) exceeds the range of {target.dtype.name} (+-{top})")
     lo, hi = smallest_at_least(low, target.dtype), largest_below(high, target.dtype, strictly=True)
@@ -87,11 +93,12 @@ def uniform_(out, low=0.0, high=1.0, *, seed=None, name="", global_shape=None, o
         params = (_f32(low), _f32(high - low), lo, hi)
     if not math.isfinite(params[1]):
         raise ValueError(f"high - low overflows {target.dtype.name}: low={low}, high={high}")
-    _dispatch.launch(target, UNIFORM, _dispatch.resolve_key(seed, name), params)
+    launch(target, UNIFORM, resolve_key(seed, name), params)
     return out
 
 
-def normal_(out, mean=0.0, std=1.0, *, seed=None, name="", global_shape=None, offset=None):
+def normal_(out: np.ndarray, mean: float = 0.0, std: float = 1.0, *, seed: int | None = None, name: str = "",
+            global_shape: Sequence[int] | None = None, offset: Sequence[int] | None = None) -> np.ndarray:
     """Fill ``out`` with N(mean, std**2) by Box-Muller: ``mean + std * z``.
 
     * float32 / float16 / bfloat16: the two words of a pair give ``u`` in (0, 1) (32-bit,
@@ -109,19 +116,20 @@ def normal_(out, mean=0.0, std=1.0, *, seed=None, name="", global_shape=None, of
     >>> round(float(x.std()), 3)
     0.02
     """
-    target = Target(out, FLOAT_DTYPES, global_shape, offset)
+    target = Target(out, FLOAT_NAMES, global_shape, offset)
     mean, std = check_real("mean", mean), check_real("std", std)
     if std < 0:
         raise ValueError(f"std must be >= 0, got {std}")
-    if abs(mean) + _NORMAL_REACH * std > finite_max(target.dtype):
+    if abs(mean) + _NORMAL_REACH * std > DTYPES[target.dtype.name].finite_max:
         raise ValueError(f"normal_(mean={mean}, std={std}) would overflow {target.dtype.name}")
     params = (mean, std) if target.storage == F64 else (_f32(mean), _f32(std))
-    _dispatch.launch(target, NORMAL, _dispatch.resolve_key(seed, name), params)
+    launch(target, NORMAL, resolve_key(seed, name), params)
     return out
 
 
-def trunc_normal_(out, mean=0.0, std=1.0, a=-2.0, b=2.0, *, seed=None, name="", global_shape=None,
-                  offset=None):
+def trunc_normal_(out: np.ndarray, mean: float = 0.0, std: float = 1.0, a: float = -2.0, b: float = 2.0, *,
+                  seed: int | None = None, name: str = "", global_shape: Sequence[int] | None = None,
+                  offset: Sequence[int] | None = None) -> np.ndarray:
     """Fill ``out`` with N(mean, std**2) truncated to [a, b] by the inverse CDF, in float64.
 
     ``a`` and ``b`` are absolute values, as in ``torch.nn.init.trunc_normal_`` (not in std units);
@@ -142,7 +150,7 @@ def trunc_normal_(out, mean=0.0, std=1.0, a=-2.0, b=2.0, *, seed=None, name="", 
     >>> bool(x.min() >= -0.04 and x.max() <= 0.04)
     True
     """
-    target = Target(out, FLOAT_DTYPES, global_shape, offset)
+    target = Target(out, FLOAT_NAMES, global_shape, offset)
     mean, std = check_real("mean", mean), check_real("std", std)
     a, b = check_real("a", a, allow_inf=True), check_real("b", b, allow_inf=True)
     if not std > 0:
@@ -158,7 +166,7 @@ def trunc_normal_(out, mean=0.0, std=1.0, a=-2.0, b=2.0, *, seed=None, name="", 
             f"[a, b] = [{a}, {b}] lies more than 36 std from mean={mean} (std={std}); "
             "its probability underflows float64"
         )
-    top = finite_max(target.dtype)
+    top = DTYPES[target.dtype.name].finite_max
     reach = 38.5 * std
     if max(a, mean - reach) < -top or min(b, mean + reach) > top:
         raise ValueError(f"trunc_normal_(mean={mean}, std={std}, a={a}, b={b}) exceeds {target.dtype.name}")
@@ -167,5 +175,5 @@ def trunc_normal_(out, mean=0.0, std=1.0, a=-2.0, b=2.0, *, seed=None, name="", 
     if lo > hi:
         raise ValueError(f"no {target.dtype.name} value lies in [{a}, {b}]")
     params = (p_lo, p_hi - p_lo, -std if mirrored else std, mean, lo, hi)
-    _dispatch.launch(target, TRUNC_NORMAL, _dispatch.resolve_key(seed, name), params)
+    launch(target, TRUNC_NORMAL, resolve_key(seed, name), params)
     return out

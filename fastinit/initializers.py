@@ -13,42 +13,33 @@
 
 from __future__ import annotations
 
-import functools
-import inspect
 import os
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
-from . import distributions, schemes
-from ._dispatch import numpy_dtype
+from ._atomic import atomic_output
+from ._dtypes import numpy_dtype
+from ._registry import Scheme, lookup
+from ._validate import check_shape
 from .conventions import TABLE
 
-__all__ = ["init", "SCHEMES", *sorted(TABLE["jax"])]
+__all__ = [
+    "init", "Initializer", "Factory",
+    "constant", "delta_orthogonal", "glorot_normal", "glorot_uniform", "he_normal", "he_uniform", "lecun_normal",
+    "lecun_uniform", "normal", "ones", "orthogonal", "truncated_normal", "uniform", "variance_scaling", "zeros",
+]
 
-#: every in-place fastinit function by its name without the trailing underscore
-SCHEMES: dict[str, Callable] = {
-    n[:-1]: getattr(module, n) for module in (distributions, schemes) for n in module.__all__ if n.endswith("_")
-}
-
-
-@functools.cache
-def _takes(function: Callable, parameter: str) -> bool:
-    target = function.function if hasattr(function, "function") else function
-    parameters = inspect.signature(target).parameters
-    return parameter in parameters or any(p.kind is p.VAR_KEYWORD for p in parameters.values())
+#: ``initializer(seed, shape, dtype=np.float32, name="") -> np.ndarray``
+Initializer = Callable[..., np.ndarray]
+#: ``factory(**params) -> Initializer``
+Factory = Callable[..., Initializer]
 
 
-def _scheme(scheme) -> Callable:
-    if callable(scheme):
-        return scheme
-    if scheme not in SCHEMES:
-        raise ValueError(f"unknown scheme {scheme!r}; known: {', '.join(sorted(SCHEMES))}")
-    return SCHEMES[scheme]
-
-
-def init(shape: Sequence[int], scheme: str | Callable, dtype="float32", *, seed=None, name: str = "",
-         path: str | os.PathLike | None = None, overwrite: bool = False, **params) -> np.ndarray:
+def init(shape: Sequence[int], scheme: str | Callable | Scheme, dtype: Any = "float32", *, seed: int | None = None,
+         name: str = "", path: str | os.PathLike | None = None, overwrite: bool = False,
+         **params: Any) -> np.ndarray:
     """A new array of ``shape`` and ``dtype`` filled by ``scheme`` (a name such as ``"kaiming_normal"``
     or any fastinit in-place function) with its ``params``.
 
@@ -61,33 +52,24 @@ def init(shape: Sequence[int], scheme: str | Callable, dtype="float32", *, seed=
     >>> fi.init((2, 3), "kaiming_uniform", seed=0, name="w", nonlinearity="relu").shape
     (2, 3)
     """
-    function = _scheme(scheme)
+    filler = lookup(scheme)
+    shape = check_shape(shape)
     dtype = numpy_dtype(dtype)
-    kw = {k: v for k, v in (("seed", seed), ("name", name)) if _takes(function, k)}
     if path is None:
-        return function(np.empty(tuple(shape), dtype), **kw, **params)
-    path = os.fspath(path)
-    if os.path.exists(path) and not overwrite:
-        raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
-    partial = path + ".partial"
-    try:
-        out = np.lib.format.open_memmap(partial, mode="w+", dtype=dtype, shape=tuple(shape))
-        function(out, **kw, **params)
+        return filler.fill(np.empty(shape, dtype), seed=seed, name=name, **params)
+    with atomic_output(path, overwrite=overwrite) as partial:
+        out = np.lib.format.open_memmap(partial, mode="w+", dtype=dtype, shape=shape)
+        filler.fill(out, seed=seed, name=name, **params)
         out.flush()
         del out
-        os.replace(partial, path)
-    except BaseException:
-        if os.path.exists(partial):
-            os.remove(partial)
-        raise
-    return np.load(path, mmap_mode="r+")
+    return np.load(os.fspath(path), mmap_mode="r+")
 
 
-def _factory(scheme: str) -> Callable:
+def _factory(scheme: str) -> Factory:
     convention = TABLE["jax"][scheme]
 
-    def factory(**params):
-        def initializer(seed, shape, dtype=np.float32, name: str = ""):
+    def factory(**params: Any) -> Initializer:
+        def initializer(seed: int, shape: Sequence[int], dtype: Any = np.float32, name: str = "") -> np.ndarray:
             return init(shape, convention, dtype, seed=seed, name=name, **params)
 
         initializer.__name__ = scheme
@@ -100,4 +82,18 @@ def _factory(scheme: str) -> Callable:
     return factory
 
 
-globals().update({scheme: _factory(scheme) for scheme in TABLE["jax"]})
+constant: Factory = _factory("constant")
+delta_orthogonal: Factory = _factory("delta_orthogonal")
+glorot_normal: Factory = _factory("glorot_normal")
+glorot_uniform: Factory = _factory("glorot_uniform")
+he_normal: Factory = _factory("he_normal")
+he_uniform: Factory = _factory("he_uniform")
+lecun_normal: Factory = _factory("lecun_normal")
+lecun_uniform: Factory = _factory("lecun_uniform")
+normal: Factory = _factory("normal")
+ones: Factory = _factory("ones")
+orthogonal: Factory = _factory("orthogonal")
+truncated_normal: Factory = _factory("truncated_normal")
+uniform: Factory = _factory("uniform")
+variance_scaling: Factory = _factory("variance_scaling")
+zeros: Factory = _factory("zeros")

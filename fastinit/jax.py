@@ -23,27 +23,36 @@ from __future__ import annotations
 
 import hashlib
 import inspect
-import operator
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._dispatch import FLOAT_DTYPES
-from ._philox import check_seed
+from ._dtypes import FLOAT_NAMES
+from ._validate import check_dtype, check_seed, check_shape
 from .conventions import TABLE
 from .initializers import init as _init
 
-__all__ = sorted([*TABLE["jax"], "xavier_uniform", "xavier_normal", "kaiming_uniform", "kaiming_normal"])
+__all__ = [
+    "Initializer", "Factory", "seed_of_key",
+    "constant", "delta_orthogonal", "glorot_normal", "glorot_uniform", "he_normal", "he_uniform", "kaiming_normal",
+    "kaiming_uniform", "lecun_normal", "lecun_uniform", "normal", "ones", "orthogonal", "truncated_normal",
+    "uniform", "variance_scaling", "xavier_normal", "xavier_uniform", "zeros",
+]
+
+#: ``init(key, shape, dtype=None, out_sharding=None) -> jax.Array``, as ``jax.nn.initializers`` returns
+Initializer = Callable[..., jax.Array]
+#: a ``jax.nn.initializers`` factory: its own parameters (plus ``name``) -> ``Initializer``
+Factory = Callable[..., Initializer]
 
 _ALIASES = {"xavier_uniform": "glorot_uniform", "xavier_normal": "glorot_normal",
             "kaiming_uniform": "he_uniform", "kaiming_normal": "he_normal"}
 _ORTHOGONAL = ("orthogonal", "delta_orthogonal")
-_PLAIN = ("zeros", "ones")  # initializers themselves, not factories
 
 
-def seed_of_key(words) -> int:
+def seed_of_key(words: Any) -> int:
     """The fastinit seed of a PRNG key's data words (see the module docstring)."""
     words = np.asarray(words, np.uint32).ravel()
     if words.size == 2:
@@ -68,18 +77,8 @@ def _key_words(key):
     return key
 
 
-def _dtype(dtype) -> np.dtype:
-    dtype = jax.dtypes.canonicalize_dtype(float if dtype is None else dtype)
-    if np.dtype(dtype).name not in FLOAT_DTYPES:
-        raise TypeError(f"dtype must be one of {', '.join(FLOAT_DTYPES)}, got {np.dtype(dtype).name}")
-    return np.dtype(dtype)
-
-
-def _shape(shape) -> tuple[int, ...]:
-    try:
-        return tuple(operator.index(d) for d in shape)
-    except TypeError:
-        raise TypeError(f"shape must be a sequence of ints, got {shape!r}") from None
+def _dtype(dtype: Any) -> np.dtype:
+    return check_dtype(np.dtype(jax.dtypes.canonicalize_dtype(float if dtype is None else dtype)), FLOAT_NAMES)
 
 
 def _run(key, shape: tuple[int, ...], dtype: np.dtype, make: Callable[[int], np.ndarray]) -> jax.Array:
@@ -95,8 +94,8 @@ def _run(key, shape: tuple[int, ...], dtype: np.dtype, make: Callable[[int], np.
 def _initializer(scheme: str, params: dict, default_dtype, name: str, column_axis: int = -1):
     convention = TABLE["jax"][_ALIASES.get(scheme, scheme)]
 
-    def init(key, shape, dtype=None, out_sharding=None) -> jax.Array:
-        shape = _shape(shape)
+    def init(key: Any, shape: Sequence[int], dtype: Any = None, out_sharding: Any = None) -> jax.Array:
+        shape = check_shape(shape)
         dtype = _dtype(default_dtype if dtype is None else dtype)
         axis = column_axis % len(shape) if shape else 0
         if scheme in _ORTHOGONAL and shape and axis != len(shape) - 1:
@@ -135,12 +134,31 @@ def _factory(scheme: str) -> Callable:
         return _initializer(scheme, params, dtype, name, column_axis)
 
     factory.__name__ = factory.__qualname__ = scheme
-    factory.__signature__ = signature.replace(parameters=[
-        *signature.parameters.values(), inspect.Parameter("name", inspect.Parameter.KEYWORD_ONLY, default="")])
+    stream_name = inspect.Parameter("name", inspect.Parameter.KEYWORD_ONLY, default="", annotation=str)
+    factory.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        parameters=[*signature.parameters.values(), stream_name])
     factory.__doc__ = (f"``jax.nn.initializers.{scheme}`` with fastinit values: "
                        f"{TABLE['jax'][_ALIASES.get(scheme, scheme)].describe}.")
     return factory
 
 
-globals().update({scheme: _initializer(scheme, {}, None, "") if scheme in _PLAIN else _factory(scheme)
-                  for scheme in __all__})
+#: ``jax.nn.initializers.zeros`` / ``ones``: initializers themselves, not factories
+zeros: Initializer = _initializer("zeros", {}, None, "")
+ones: Initializer = _initializer("ones", {}, None, "")
+constant: Factory = _factory("constant")
+delta_orthogonal: Factory = _factory("delta_orthogonal")
+glorot_normal: Factory = _factory("glorot_normal")
+glorot_uniform: Factory = _factory("glorot_uniform")
+he_normal: Factory = _factory("he_normal")
+he_uniform: Factory = _factory("he_uniform")
+kaiming_normal: Factory = _factory("kaiming_normal")
+kaiming_uniform: Factory = _factory("kaiming_uniform")
+lecun_normal: Factory = _factory("lecun_normal")
+lecun_uniform: Factory = _factory("lecun_uniform")
+normal: Factory = _factory("normal")
+orthogonal: Factory = _factory("orthogonal")
+truncated_normal: Factory = _factory("truncated_normal")
+uniform: Factory = _factory("uniform")
+variance_scaling: Factory = _factory("variance_scaling")
+xavier_normal: Factory = _factory("xavier_normal")
+xavier_uniform: Factory = _factory("xavier_uniform")

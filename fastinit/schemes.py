@@ -17,12 +17,15 @@ import os
 import sys
 import warnings
 from collections.abc import Sequence
-from typing import Literal
+from types import FrameType
+from typing import Any, Literal
 
 import numpy as np
 
-from ._dispatch import FLOAT_DTYPES, Target, check_real, concrete_seed
-from ._philox import check_name
+from ._dtypes import FLOAT_NAMES
+from ._streams import concrete_seed
+from ._target import Target
+from ._validate import check_choice, check_name, check_positive_int, check_real
 from .distributions import normal_, random_bits_, trunc_normal_, uniform_
 
 __all__ = [
@@ -49,12 +52,6 @@ _UNIT_GAIN = ("linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_
 NONLINEARITIES = (*_UNIT_GAIN, "tanh", "relu", "leaky_relu", "selu")
 
 
-def _choice(argname: str, value, accepted: Sequence[str]) -> str:
-    if value not in accepted:
-        raise ValueError(f"{argname} must be one of {', '.join(map(repr, accepted))}; got {value!r}")
-    return value
-
-
 def calculate_gain(nonlinearity: Nonlinearity, param: float | None = None) -> float:
     """The recommended gain for a nonlinearity (torch's table).
 
@@ -64,7 +61,7 @@ def calculate_gain(nonlinearity: Nonlinearity, param: float | None = None) -> fl
     >>> calculate_gain("relu"), calculate_gain("leaky_relu", 0.2)
     (1.4142135623730951, 1.3867504905630728)
     """
-    _choice("nonlinearity", nonlinearity, NONLINEARITIES)
+    check_choice("nonlinearity", nonlinearity, NONLINEARITIES)
     if nonlinearity in _UNIT_GAIN:
         return 1.0
     if nonlinearity == "tanh":
@@ -88,8 +85,8 @@ def _axes(argname: str, axes, ndim: int) -> tuple[int, ...]:
     return tuple(out)
 
 
-def compute_fans(shape: Sequence[int], layout: Layout = "torch", *, in_axis=None, out_axis=None,
-                 batch_axis=()) -> tuple[int, int]:
+def compute_fans(shape: Sequence[int], layout: Layout = "torch", *, in_axis: int | Sequence[int] | None = None,
+                 out_axis: int | Sequence[int] | None = None, batch_axis: int | Sequence[int] = ()) -> tuple[int, int]:
     """``(fan_in, fan_out)`` of a weight of ``shape``.
 
     * ``"torch"``: ``(out, in, *kernel)``: fan_in = in * prod(kernel), fan_out = out * prod(kernel);
@@ -100,7 +97,7 @@ def compute_fans(shape: Sequence[int], layout: Layout = "torch", *, in_axis=None
     >>> compute_fans((64, 3, 3, 3)), compute_fans((3, 3, 3, 64), layout="jax")
     ((27, 576), (27, 576))
     """
-    _choice("layout", layout, LAYOUTS)
+    check_choice("layout", layout, LAYOUTS)
     shape = tuple(operator.index(n) for n in shape)
     if len(shape) < 2:
         raise ValueError(f"fan-based schemes need a weight with at least 2 dims, got shape {shape}")
@@ -119,7 +116,8 @@ def compute_fans(shape: Sequence[int], layout: Layout = "torch", *, in_axis=None
 
 def _caller_stacklevel() -> int:
     """The ``stacklevel`` of the first frame outside the fastinit package (the user's call)."""
-    frame, level = sys._getframe(1), 1
+    frame: FrameType | None = sys._getframe(1)
+    level = 1
     while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
         frame, level = frame.f_back, level + 1
     return level
@@ -139,13 +137,15 @@ def _is_empty(target: Target, scheme: str) -> bool:
 
 def _target(out, global_shape, offset, scheme: str) -> Target | None:
     """The validated target, or None when the global tensor is empty."""
-    target = Target(out, FLOAT_DTYPES, global_shape, offset)
+    target = Target(out, FLOAT_NAMES, global_shape, offset)
     return None if _is_empty(target, scheme) else target
 
 
-def variance_scaling_(out, scale: float = 1.0, mode: Mode = "fan_in", distribution: Distribution = "truncated_normal",
-                      *, layout: Layout = "torch", in_axis=None, out_axis=None, batch_axis=(), seed=None,
-                      name: str = "", global_shape=None, offset=None):
+def variance_scaling_(out: np.ndarray, scale: float = 1.0, mode: Mode = "fan_in",
+                      distribution: Distribution = "truncated_normal", *, layout: Layout = "torch",
+                      in_axis: int | Sequence[int] | None = None, out_axis: int | Sequence[int] | None = None,
+                      batch_axis: int | Sequence[int] = (), seed: int | None = None, name: str = "",
+                      global_shape: Sequence[int] | None = None, offset: Sequence[int] | None = None) -> np.ndarray:
     """Fill ``out`` with variance ``scale / n``, ``n`` = fan_in, fan_out, their mean or their geometric
     mean (``mode`` ``"fan_geo_avg"``, as in JAX).
 
@@ -164,8 +164,8 @@ def variance_scaling_(out, scale: float = 1.0, mode: Mode = "fan_in", distributi
     scale = check_real("scale", scale)
     if not scale > 0:
         raise ValueError(f"scale must be > 0, got {scale}")
-    _choice("mode", mode, MODES)
-    _choice("distribution", distribution, DISTRIBUTIONS)
+    check_choice("mode", mode, MODES)
+    check_choice("distribution", distribution, DISTRIBUTIONS)
     target = _target(out, global_shape, offset, "variance_scaling_")
     if target is None:
         return out
@@ -174,7 +174,7 @@ def variance_scaling_(out, scale: float = 1.0, mode: Mode = "fan_in", distributi
     n = {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2,
          "fan_geo_avg": math.sqrt(fan_in * fan_out)}[mode]
     variance = scale / n
-    kw = dict(seed=seed, name=name, global_shape=global_shape, offset=offset)
+    kw: dict[str, Any] = dict(seed=seed, name=name, global_shape=global_shape, offset=offset)
     if distribution == "uniform":
         limit = math.sqrt(3.0 * variance)
         return uniform_(out, -limit, limit, **kw)
@@ -184,7 +184,7 @@ def variance_scaling_(out, scale: float = 1.0, mode: Mode = "fan_in", distributi
     return normal_(out, 0.0, math.sqrt(variance), **kw)
 
 
-def xavier_uniform_(out, gain: float = 1.0, *, layout: Layout = "torch", **kw):
+def xavier_uniform_(out: np.ndarray, gain: float = 1.0, *, layout: Layout = "torch", **kw: Any) -> np.ndarray:
     """Glorot & Bengio (2010) normalized initialization: U(-b, b), ``b = gain * sqrt(6 / (fan_in + fan_out))``.
 
     >>> import numpy as np, fastinit as fi
@@ -196,7 +196,7 @@ def xavier_uniform_(out, gain: float = 1.0, *, layout: Layout = "torch", **kw):
     return variance_scaling_(out, gain**2, "fan_avg", "uniform", layout=layout, **kw)
 
 
-def xavier_normal_(out, gain: float = 1.0, *, layout: Layout = "torch", **kw):
+def xavier_normal_(out: np.ndarray, gain: float = 1.0, *, layout: Layout = "torch", **kw: Any) -> np.ndarray:
     """Glorot normal as in torch: N(0, gain**2 * 2 / (fan_in + fan_out)), untruncated.
 
     >>> import numpy as np, fastinit as fi
@@ -208,7 +208,7 @@ def xavier_normal_(out, gain: float = 1.0, *, layout: Layout = "torch", **kw):
     return variance_scaling_(out, gain**2, "fan_avg", "normal", layout=layout, **kw)
 
 
-def xavier_simple_(out, *, layout: Layout = "torch", **kw):
+def xavier_simple_(out: np.ndarray, *, layout: Layout = "torch", **kw: Any) -> np.ndarray:
     """The "commonly used heuristic" of Glorot & Bengio (2010): U(-1/sqrt(n), 1/sqrt(n)), n = fan_in.
 
     The same distribution as torch's default ``Linear`` / ``Conv`` weights,
@@ -223,12 +223,12 @@ def xavier_simple_(out, *, layout: Layout = "torch", **kw):
 
 
 def _kaiming_scale(a, nonlinearity, mode) -> float:
-    _choice("mode", mode, ("fan_in", "fan_out"))
+    check_choice("mode", mode, ("fan_in", "fan_out"))
     return calculate_gain(nonlinearity, a) ** 2
 
 
-def kaiming_uniform_(out, a: float = 0.0, mode: Mode = "fan_in", nonlinearity: Nonlinearity = "leaky_relu", *,
-                     layout: Layout = "torch", **kw):
+def kaiming_uniform_(out: np.ndarray, a: float = 0.0, mode: Mode = "fan_in", nonlinearity: Nonlinearity = "leaky_relu",
+                     *, layout: Layout = "torch", **kw: Any) -> np.ndarray:
     """He et al. (2015) uniform: U(-b, b), ``b = sqrt(3) * gain / sqrt(fan)``, gain from ``nonlinearity``
     (``a`` = the leaky-ReLU negative slope), fan = fan_in (forward pass) or fan_out (backward pass).
 
@@ -240,8 +240,8 @@ def kaiming_uniform_(out, a: float = 0.0, mode: Mode = "fan_in", nonlinearity: N
     return variance_scaling_(out, _kaiming_scale(a, nonlinearity, mode), mode, "uniform", layout=layout, **kw)
 
 
-def kaiming_normal_(out, a: float = 0.0, mode: Mode = "fan_in", nonlinearity: Nonlinearity = "leaky_relu", *,
-                    layout: Layout = "torch", **kw):
+def kaiming_normal_(out: np.ndarray, a: float = 0.0, mode: Mode = "fan_in", nonlinearity: Nonlinearity = "leaky_relu",
+                    *, layout: Layout = "torch", **kw: Any) -> np.ndarray:
     """He et al. (2015) normal as in torch: N(0, (gain / sqrt(fan))**2), untruncated.
 
     >>> import numpy as np, fastinit as fi
@@ -252,7 +252,7 @@ def kaiming_normal_(out, a: float = 0.0, mode: Mode = "fan_in", nonlinearity: No
     return variance_scaling_(out, _kaiming_scale(a, nonlinearity, mode), mode, "normal", layout=layout, **kw)
 
 
-def lecun_uniform_(out, *, layout: Layout = "torch", **kw):
+def lecun_uniform_(out: np.ndarray, *, layout: Layout = "torch", **kw: Any) -> np.ndarray:
     """LeCun et al. (1998) uniform: U(-sqrt(3 / fan_in), sqrt(3 / fan_in)).
 
     >>> import numpy as np, fastinit as fi
@@ -263,7 +263,7 @@ def lecun_uniform_(out, *, layout: Layout = "torch", **kw):
     return variance_scaling_(out, 1.0, "fan_in", "uniform", layout=layout, **kw)
 
 
-def lecun_normal_(out, *, layout: Layout = "torch", **kw):
+def lecun_normal_(out: np.ndarray, *, layout: Layout = "torch", **kw: Any) -> np.ndarray:
     """LeCun normal as in JAX / Keras / Flax: variance 1 / fan_in, truncated at 2 std (corrected).
 
     >>> import numpy as np, fastinit as fi
@@ -300,12 +300,13 @@ def _orthogonal_matrix(rows: int, cols: int, gain: float, seed: int, name: str) 
 def _orthogonal_target(out, gain, layout, global_shape, offset, scheme: str):
     """The checked gain and target of an orthogonal scheme (target None: empty tensor)."""
     gain = check_real("gain", gain)
-    _choice("layout", layout, LAYOUTS)
+    check_choice("layout", layout, LAYOUTS)
     return gain, _target(out, global_shape, offset, scheme)
 
 
-def orthogonal_(out, gain: float = 1.0, *, layout: Layout = "torch", seed=None, name: str = "",
-                global_shape=None, offset=None):
+def orthogonal_(out: np.ndarray, gain: float = 1.0, *, layout: Layout = "torch", seed: int | None = None,
+                name: str = "", global_shape: Sequence[int] | None = None,
+                offset: Sequence[int] | None = None) -> np.ndarray:
     """Saxe et al. (2014) (semi-)orthogonal matrix times ``gain``.
 
     The global tensor is flattened to a matrix (``"torch"``: ``(shape[0], prod(shape[1:]))``;
@@ -331,8 +332,9 @@ def orthogonal_(out, gain: float = 1.0, *, layout: Layout = "torch", seed=None, 
     return out
 
 
-def delta_orthogonal_(out, gain: float = 1.0, *, layout: Layout = "torch", seed=None, name: str = "",
-                      global_shape=None, offset=None):
+def delta_orthogonal_(out: np.ndarray, gain: float = 1.0, *, layout: Layout = "torch", seed: int | None = None,
+                      name: str = "", global_shape: Sequence[int] | None = None,
+                      offset: Sequence[int] | None = None) -> np.ndarray:
     """Xiao et al. (2018) delta-orthogonal convolution kernel, as ``jax.nn.initializers.delta_orthogonal``:
     zero everywhere except the center tap ``(k - 1) // 2`` of every spatial dim, which holds an
     orthogonal ``(in, out)`` matrix times ``gain`` (``in <= out``). 3-, 4- or 5-d kernels: ``"torch"``
@@ -360,7 +362,8 @@ def delta_orthogonal_(out, gain: float = 1.0, *, layout: Layout = "torch", seed=
     center = tuple((k - 1) // 2 for k in kernel)
     full = np.zeros(shape)
     if layout == "torch":
-        full[(slice(None), slice(None), *center)] = matrix.T
+        taps = (slice(None), slice(None), *center)
+        full[taps] = matrix.T
     else:
         full[center] = matrix
     _store(target, full[target.box])
@@ -370,7 +373,8 @@ def delta_orthogonal_(out, gain: float = 1.0, *, layout: Layout = "torch", seed=
 _SPARSE_BLOCK = 1 << 21  # rank elements per pass of sparse_
 
 
-def sparse_(out, sparsity: float, std: float = 0.01, *, seed=None, name: str = "", global_shape=None, offset=None):
+def sparse_(out: np.ndarray, sparsity: float, std: float = 0.01, *, seed: int | None = None, name: str = "",
+            global_shape: Sequence[int] | None = None, offset: Sequence[int] | None = None) -> np.ndarray:
     """Martens (2010) sparse initialization of a 2-d ``(rows, cols)`` weight: N(0, std**2) with exactly
     ``ceil(sparsity * rows)`` zeros in every column.
 
@@ -420,14 +424,15 @@ def _set_ones(target: Target, scheme: str, positions) -> np.ndarray:
     return out
 
 
-def eye_(out, *, global_shape=None, offset=None):
+def eye_(out: np.ndarray, *, global_shape: Sequence[int] | None = None,
+         offset: Sequence[int] | None = None) -> np.ndarray:
     """The identity matrix (ones where row == column) for a 2-d weight; no randomness.
 
     >>> import numpy as np, fastinit as fi
     >>> fi.eye_(np.empty((2, 3), np.float32)).tolist()
     [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]
     """
-    target = Target(out, FLOAT_DTYPES, global_shape, offset)
+    target = Target(out, FLOAT_NAMES, global_shape, offset)
     shape = target.global_shape
     if len(shape) != 2:
         raise ValueError(f"eye_ needs a 2-d weight, got shape {shape}")
@@ -435,7 +440,8 @@ def eye_(out, *, global_shape=None, offset=None):
     return _set_ones(target, "eye_", np.stack([diag, diag], axis=1))
 
 
-def dirac_(out, groups: int = 1, *, global_shape=None, offset=None):
+def dirac_(out: np.ndarray, groups: int = 1, *, global_shape: Sequence[int] | None = None,
+           offset: Sequence[int] | None = None) -> np.ndarray:
     """The Dirac delta of torch's ``dirac_``: a convolution that preserves its input channels.
 
     For a 3-, 4- or 5-d ``(out, in, *kernel)`` weight: ones at ``[g * out_per_group + d, d, k // 2, ...]``
@@ -445,12 +451,11 @@ def dirac_(out, groups: int = 1, *, global_shape=None, offset=None):
     >>> fi.dirac_(np.empty((2, 2, 3), np.float32))[:, :, 1].tolist()
     [[1.0, 0.0], [0.0, 1.0]]
     """
-    target = Target(out, FLOAT_DTYPES, global_shape, offset)
+    target = Target(out, FLOAT_NAMES, global_shape, offset)
     shape = target.global_shape
     if len(shape) not in (3, 4, 5):
         raise ValueError(f"dirac_ needs a 3-, 4- or 5-d weight, got shape {shape}")
-    if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)) or groups < 1:
-        raise ValueError(f"groups must be a positive int, got {groups!r}")
+    groups = check_positive_int("groups", groups)
     if shape[0] % groups:
         raise ValueError(f"groups={groups} must divide the out channels ({shape[0]})")
     per_group = shape[0] // groups
@@ -460,7 +465,8 @@ def dirac_(out, groups: int = 1, *, global_shape=None, offset=None):
     return _set_ones(target, "dirac_", np.array(positions, np.int64).reshape(-1, len(shape)))
 
 
-def constant_(out, val: float, *, global_shape=None, offset=None):
+def constant_(out: np.ndarray, val: float, *, global_shape: Sequence[int] | None = None,
+              offset: Sequence[int] | None = None) -> np.ndarray:
     """Fill with ``val``.
 
     >>> import numpy as np, fastinit as fi
@@ -468,16 +474,18 @@ def constant_(out, val: float, *, global_shape=None, offset=None):
     [0.5, 0.5, 0.5]
     """
     val = check_real("val", val)
-    Target(out, FLOAT_DTYPES, global_shape, offset)
+    Target(out, FLOAT_NAMES, global_shape, offset)
     out[...] = val
     return out
 
 
-def zeros_(out, *, global_shape=None, offset=None):
+def zeros_(out: np.ndarray, *, global_shape: Sequence[int] | None = None,
+           offset: Sequence[int] | None = None) -> np.ndarray:
     """Fill with 0."""
     return constant_(out, 0.0, global_shape=global_shape, offset=offset)
 
 
-def ones_(out, *, global_shape=None, offset=None):
+def ones_(out: np.ndarray, *, global_shape: Sequence[int] | None = None,
+          offset: Sequence[int] | None = None) -> np.ndarray:
     """Fill with 1."""
     return constant_(out, 1.0, global_shape=global_shape, offset=offset)

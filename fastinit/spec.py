@@ -22,29 +22,25 @@ TensorSpec(name='w', shape=(4, 3), dtype='float32', init='normal', params={'std'
 from __future__ import annotations
 
 import hashlib
-import inspect
 import json
 import math
-import operator
 import os
-import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
-from ._dispatch import numpy_dtype
-from .initializers import SCHEMES, _takes
+from ._dtypes import DTYPES as _DTYPE_TABLE
+from ._dtypes import FLOAT_NAMES
+from ._registry import Scheme, lookup, prefixed
+from ._validate import check_dtype, check_shape
 
 __all__ = ["TensorSpec", "Spec", "load_spec", "default_spec", "DTYPES"]
 
-DTYPES = ("bfloat16", "float16", "float32", "float64")
-_ITEMSIZE = {"bfloat16": 2, "float16": 2, "float32": 4, "float64": 8}
-_RESERVED = ("out", "seed", "name", "global_shape", "offset")
+#: the dtype names a spec accepts
+DTYPES = tuple(sorted(FLOAT_NAMES))
 _FIELDS = ("shape", "dtype", "init")
-#: schemes that need the whole tensor at once (a QR factorization); dry-run only when small
-WHOLE_TENSOR = ("orthogonal", "delta_orthogonal")
-_DRY_RUN_LIMIT = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -63,7 +59,11 @@ class TensorSpec:
 
     @property
     def itemsize(self) -> int:
-        return _ITEMSIZE[self.dtype]
+        return _DTYPE_TABLE[self.dtype].itemsize
+
+    @property
+    def scheme(self) -> Scheme:
+        return lookup(self.init, "init")
 
     @property
     def nbytes(self) -> int:
@@ -72,7 +72,8 @@ class TensorSpec:
     def fill(self, out: np.ndarray, seed: int, offset: tuple[int, ...] | None = None) -> np.ndarray:
         """Fill ``out``, the box of this tensor at ``offset`` (the whole tensor when None)."""
         offset = (0,) * len(self.shape) if offset is None else offset
-        return _call(SCHEMES[self.init], out, seed, self.name, self.shape, offset, self.params)
+        return self.scheme.fill(out, seed=seed, name=self.name, global_shape=self.shape, offset=offset,
+                                **self.params)
 
 
 @dataclass(frozen=True)
@@ -100,60 +101,20 @@ class Spec:
 
     def with_dtype(self, dtype: str) -> Spec:
         """Every tensor in ``dtype`` (the CLI's ``--dtype``)."""
-        _check_dtype("--dtype", dtype)
+        with prefixed("--dtype"):
+            check_dtype(dtype, DTYPES)
         return Spec(tuple(TensorSpec(t.name, t.shape, dtype, t.init, t.params) for t in self.tensors))
 
 
-def _call(function, out, seed, name, shape, offset, params):
-    kw = {k: v for k, v in (("seed", seed), ("name", name)) if _takes(function, k)}
-    return function(out, global_shape=shape, offset=offset, **kw, **params)
-
-
-def _check_dtype(where: str, dtype) -> str:
-    if dtype not in DTYPES:
-        raise ValueError(f"{where}: dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
-    return dtype
-
-
-def _check_shape(where: str, shape) -> tuple[int, ...]:
-    if isinstance(shape, (str, bytes)) or not isinstance(shape, (list, tuple)):
-        raise ValueError(f"{where}: shape must be a list of non-negative ints, got {shape!r}")
-    try:
-        dims = tuple(operator.index(d) for d in shape if not isinstance(d, bool))
-    except TypeError:
-        dims = ()
-    if len(dims) != len(shape):
-        raise ValueError(f"{where}: shape must be a list of non-negative ints, got {shape!r}")
-    if any(d < 0 for d in dims):
-        raise ValueError(f"{where}: shape has a negative dimension: {list(dims)}")
-    return dims
-
-
-def check_init(where: str, init, params: dict, shape: tuple[int, ...], dtype: str) -> None:
-    if init not in SCHEMES:
-        raise ValueError(f"{where}: unknown init {init!r}; known: {', '.join(sorted(SCHEMES))}")
-    function = SCHEMES[init]
-    signature = inspect.signature(function)
-    reserved = [k for k in params if k in _RESERVED]
-    if reserved:
-        raise ValueError(f"{where}: {', '.join(map(repr, reserved))} cannot be set in a spec "
-                         "(the tensor's name and the run's seed are the stream; boxes are chosen by the writer)")
-    try:
-        signature.bind(None, **params)
-    except TypeError as err:
-        accepted = [p for p in signature.parameters if p not in _RESERVED]
-        raise ValueError(f"{where}: init {init!r} does not take these fields ({err}); "
-                         f"it takes {', '.join(accepted) or 'no parameters'}") from None
-    if math.prod(shape) == 0 or (init in WHOLE_TENSOR and math.prod(shape) > _DRY_RUN_LIMIT):
-        return
-    # a dry run on one element checks the values (std > 0, shape rank, ...) with the function's own messages
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            _call(function, np.empty((1,) * len(shape), numpy_dtype(dtype)), 0, "", shape,
-                  (0,) * len(shape), params)
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"{where}: {err}") from None
+def check_tensor(name: str, shape: Any, dtype: Any, init: Any, params: Mapping[str, Any]) -> TensorSpec:
+    """A validated tensor entry; every error is a ``ValueError`` that names the tensor."""
+    with prefixed(f"tensor {name!r}"):
+        dims = check_shape(shape)
+        dtype = check_dtype(dtype, DTYPES).name
+        if not isinstance(init, str):
+            raise TypeError(f"init must be a scheme name such as 'normal', got {init!r}")
+        lookup(init, "init").check(params, dims, dtype)
+    return TensorSpec(name, dims, dtype, init, dict(params))
 
 
 def _duplicate_keys(pairs):
@@ -188,7 +149,7 @@ def _read(source) -> Mapping:
         raise ValueError(f"spec {path} is not valid {'TOML' if toml else 'JSON'}: {err}") from None
 
 
-def load_spec(source) -> Spec:
+def load_spec(source: Mapping[str, Any] | str | os.PathLike) -> Spec:
     """Read and validate a spec: a dict, or a path to a ``.json`` / ``.toml`` file. Every problem is
     reported with the tensor and the field, before any byte of a checkpoint is written."""
     data = _read(source)
@@ -207,11 +168,8 @@ def load_spec(source) -> Spec:
         missing = [f for f in _FIELDS if f not in entry]
         if missing:
             raise ValueError(f"{where}: missing field(s) {', '.join(map(repr, missing))}")
-        shape = _check_shape(where, entry["shape"])
-        dtype = _check_dtype(where, entry["dtype"])
         params = {k: v for k, v in entry.items() if k not in _FIELDS}
-        check_init(where, entry["init"], params, shape, dtype)
-        tensors.append(TensorSpec(name, shape, dtype, entry["init"], params))
+        tensors.append(check_tensor(name, entry["shape"], entry["dtype"], entry["init"], params))
     return Spec(tuple(tensors))
 
 

@@ -46,7 +46,7 @@ def test_bfloat16_and_empty():
     (lambda: fid.init((4, 4), "nrmal"), ValueError, "unknown scheme 'nrmal'"),
     (lambda: fid.init((4, 4), 3), TypeError, "scheme must be"),
     (lambda: fid.normal((4, -1)), ValueError, "negative"),
-    (lambda: fid.normal("44"), TypeError, "shape must be a sequence of ints"),
+    (lambda: fid.normal("44"), TypeError, "shape must be a sequence of non-negative ints"),
     (lambda: fid.normal((4, 4), std=-1.0), ValueError, "std"),
     (lambda: fid.kaiming_uniform((4, 4), mode="fan_sum"), ValueError, "mode"),
     (lambda: fid.normal((4, 4), dtype="int32"), TypeError, "dtype"),

@@ -17,7 +17,7 @@ FILLS = {
 
 @pytest.mark.parametrize("fill", sorted(FILLS))
 @pytest.mark.parametrize("out, error, match", [
-    (np.zeros(8, np.int32), TypeError, "float32 / float64 / float16 / bfloat16"),
+    (np.zeros(8, np.int32), TypeError, "float32, float64, float16, bfloat16"),
     (np.zeros(8, np.uint32), TypeError, "dtype"),
     (np.zeros(8, np.complex64), TypeError, "dtype"),
     ([0.0] * 8, TypeError, "NumPy array"),

@@ -5,8 +5,8 @@ import hashlib
 
 import numpy as np
 import pytest
-from conftest import BF16
 from cases import FLOAT_CASES, bits_case
+from conftest import BF16
 
 GOLDEN = {
     ("normal", "float32"): "d36d716a2c2df4da35ce0509560d5f2649a1c14671f3f45ce3431aa436425fdb",

@@ -5,13 +5,13 @@ import math
 import numba
 import numpy as np
 import pytest
-from conftest import BF16, FLOAT_DTYPES, assert_bits_equal, run_python
 from cases import FLOAT_CASES
+from conftest import BF16, FLOAT_DTYPES, assert_bits_equal, run_python
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import fastinit as fi
-from fastinit import _dispatch, _kernels
+from fastinit import _kernels, _launch
 from fastinit._jit import claim_next
 
 CASES = sorted(FLOAT_CASES)
@@ -62,7 +62,7 @@ def test_chunk_size_does_not_change_values(case, chunk, monkeypatch):
     _, call, _ = FLOAT_CASES[case]
     for dtype in (np.float32, np.float64):
         full = call(np.empty((5, 3001), dtype), seed=1, name="c")
-        monkeypatch.setattr(_dispatch, "_chunk", lambda row_len: chunk)
+        monkeypatch.setattr(_launch, "_chunk", lambda row_len: chunk)
         assert_bits_equal(call(np.empty((5, 3001), dtype), seed=1, name="c"), full)
         monkeypatch.undo()
 

@@ -7,9 +7,10 @@ import pytest
 from conftest import BF16, assert_bits_equal
 
 jax = pytest.importorskip("jax")
+import jax.numpy as jnp  # noqa: E402
+
 import fastinit as fi  # noqa: E402
 import fastinit.jax as fij  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
 
 KEY = jax.random.key(42)  # threefry data (0, 42): fastinit seed 42
 

@@ -2,10 +2,10 @@
 
 import numpy as np
 import pytest
+import reference
 from conftest import run_python
 
 import fastinit as fi
-import reference
 
 # Random123 kat_vectors: counter words, key words -> output words
 KNOWN_ANSWERS = [

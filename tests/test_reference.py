@@ -2,10 +2,9 @@
 
 import numpy as np
 import pytest
-from conftest import FLOAT_DTYPES, assert_bits_equal
-from cases import FLOAT_CASES, bits_case
-
 import reference
+from cases import FLOAT_CASES, bits_case
+from conftest import FLOAT_DTYPES, assert_bits_equal
 
 # (shape of out, global_shape, offset): whole tensors, boxes at offsets that are not multiples
 # of 4, N-d boxes, runs that cross the 2**32-block boundary (element 2**34 for one-word

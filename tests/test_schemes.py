@@ -52,7 +52,7 @@ def test_leaky_relu_gain_equals_torch(slope):
 
 
 def test_truncation_correction_is_the_std_of_a_unit_normal_cut_at_2():
-    assert TRUNCATED_NORMAL_STD == pytest.approx(stats.truncnorm(-2, 2).std(), rel=1e-15)
+    assert pytest.approx(stats.truncnorm(-2, 2).std(), rel=1e-15) == TRUNCATED_NORMAL_STD
 
 
 # ------------------------------------------------------------------------- statistics
@@ -141,12 +141,12 @@ def test_torch_conventions_are_the_torch_named_functions():
     assert_bits_equal(a, fi.kaiming_normal_(np.empty((30, 40)), nonlinearity="relu", seed=1, name="k"))
     u = fi.conventions.torch.uniform(np.empty(1000), a=-3.0, b=-1.0, seed=1)
     assert u.min() >= -3 and u.max() < -1
-    assert fi.conventions.flax.default_kernel is not None and "lecun_normal" in fi.conventions.flax.default_kernel.describe
+    assert "lecun_normal" in fi.conventions.flax.default_kernel.describe
 
 
 def test_unknown_convention_lists_the_known_ones():
     with pytest.raises(AttributeError, match="known: .*glorot_normal"):
-        fi.conventions.keras.glorot_gaussian  # noqa: B018
+        fi.conventions.keras.glorot_gaussian
 
 
 def test_readme_table_lists_every_convention():
@@ -278,7 +278,8 @@ def test_jax_style_factories():
      "nonlinearity must be one of .*'relu'.*'selu'"),
     (lambda: fi.calculate_gain("swish"), ValueError, "'leaky_relu'"),
     (lambda: fi.calculate_gain("leaky_relu", "x"), TypeError, "param"),
-    (lambda: fi.kaiming_normal_(np.empty((2, 2)), mode="fan_avg"), ValueError, "mode must be one of 'fan_in', 'fan_out'"),
+    (lambda: fi.kaiming_normal_(np.empty((2, 2)), mode="fan_avg"), ValueError,
+     "mode must be one of 'fan_in', 'fan_out'"),
     (lambda: fi.variance_scaling_(np.empty((2, 2)), mode="fan"), ValueError, "'fan_avg'"),
     (lambda: fi.variance_scaling_(np.empty((2, 2)), distribution="gauss"), ValueError, "'truncated_normal'"),
     (lambda: fi.variance_scaling_(np.empty((2, 2)), scale=0.0), ValueError, "scale must be > 0"),

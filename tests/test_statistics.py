@@ -94,7 +94,8 @@ def test_raw_words_pass_dieharder(tmp_path):
               "buf = np.empty(1 << 24, np.uint32); start = 0\n"
               "try:\n"
               "    while True:\n"
-              "        fi.random_bits_(buf, seed=20261123, name='dieharder', global_shape=(1 << 60,), offset=(start,))\n"
+              "        fi.random_bits_(buf, seed=20261123, name='dieharder', global_shape=(1 << 60,),\n"
+              "                        offset=(start,))\n"
               "        sys.stdout.buffer.write(buf.tobytes()); start += buf.size\n"
               "except (BrokenPipeError, OSError):\n"
               "    pass\n")

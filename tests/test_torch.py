@@ -27,7 +27,8 @@ def as_numpy(t: torch.Tensor) -> np.ndarray:
 FILLS = {
     "uniform": (lambda t: fit.uniform_(t, -2.0, 3.0, seed=5, name="w"),
                 lambda a: fi.uniform_(a, -2.0, 3.0, seed=5, name="w")),
-    "normal": (lambda t: fit.normal_(t, 0.5, 2.0, seed=5, name="w"), lambda a: fi.normal_(a, 0.5, 2.0, seed=5, name="w")),
+    "normal": (lambda t: fit.normal_(t, 0.5, 2.0, seed=5, name="w"),
+               lambda a: fi.normal_(a, 0.5, 2.0, seed=5, name="w")),
     "trunc_normal": (lambda t: fit.trunc_normal_(t, 0.0, 0.02, -0.04, 0.04, seed=5, name="w"),
                      lambda a: fi.trunc_normal_(a, 0.0, 0.02, -0.04, 0.04, seed=5, name="w")),
     "xavier_uniform": (lambda t: fit.xavier_uniform_(t, 2.0, seed=5), lambda a: fi.xavier_uniform_(a, 2.0, seed=5)),
@@ -173,8 +174,8 @@ def test_init_module_follows_torch_defaults():
             assert bound(ours) > 0.9 * limit, name
     for name, fan_in in (("conv.bias", 36), ("tconv.bias", 30), ("bil.bias", 5)):  # bounds as torch computes them
         bound_ = 1 / math.sqrt(fan_in)
-        assert_bits_equal(as_numpy(m.get_parameter(name)), fi.uniform_(np.empty(m.get_parameter(name).shape, np.float32),
-                                                                       -bound_, bound_, seed=0, name=name))
+        expected = fi.uniform_(np.empty(m.get_parameter(name).shape, np.float32), -bound_, bound_, seed=0, name=name)
+        assert_bits_equal(as_numpy(m.get_parameter(name)), expected)
     assert torch.all(m.norm.weight == 1) and torch.all(m.norm.bias == 0)
     assert torch.all(m.rms.weight == 1) and torch.all(m.bn.weight == 1) and torch.all(m.bn.bias == 0)
     assert torch.all(m.attn.in_proj_bias == 0) and torch.all(m.attn.out_proj.bias == 0)

@@ -13,8 +13,9 @@ torch = pytest.importorskip("torch")
 dist = pytest.importorskip("torch.distributed")
 if not dist.is_available() or not dist.is_gloo_available():
     pytest.skip("torch.distributed with gloo is not available", allow_module_level=True)
-import fastinit as fi  # noqa: E402
 import torch.multiprocessing as mp  # noqa: E402
+
+import fastinit as fi  # noqa: E402
 
 # (mesh shape, placements, global shape, dtype)
 CASES = {
@@ -39,9 +40,10 @@ def _numpy(t):
 
 
 def _worker(rank: int, world: int, port: int, out_dir: str) -> None:
-    import fastinit.torch as fit
     from torch.distributed.device_mesh import init_device_mesh
     from torch.distributed.tensor import DTensor, Shard, distribute_tensor
+
+    import fastinit.torch as fit
 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=world)
@@ -61,7 +63,8 @@ def _worker(rank: int, world: int, port: int, out_dir: str) -> None:
     results["module"] = (_numpy(layer.weight.full_tensor()), _numpy(layer.bias.full_tensor()))
     errors = []
     bad = DTensor.from_local(torch.empty(3, 5), mesh, [Shard(0)], run_check=False, shape=(40, 5), stride=(5, 1))
-    for call in (lambda: fit.normal_(bad, seed=0), lambda: fit.normal_(t), lambda: fit.normal_(t, seed=0, offset=(0, 0))):
+    calls = (lambda: fit.normal_(bad, seed=0), lambda: fit.normal_(t), lambda: fit.normal_(t, seed=0, offset=(0, 0)))
+    for call in calls:
         try:
             call()
             errors.append(None)
@@ -88,7 +91,7 @@ def test_dtensor_shards_assemble_to_the_single_process_tensor(world, tmp_path):
     for i, (_, _, shape, dtype) in enumerate(CASES[world]):
         np_dtype = BF16 if dtype == "bfloat16" else np.dtype(dtype)
 
-        def as_dtype(a):
+        def as_dtype(a, dtype=dtype):
             return a.view(BF16) if dtype == "bfloat16" else a
 
         assert_bits_equal(as_dtype(results[("normal", i)]),

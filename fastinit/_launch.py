@@ -1,0 +1,30 @@
+"""The call into a parallel kernel: task size, thread count, and one launch at a time."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+
+from . import _kernels
+from ._jit import get_num_threads
+from ._target import Target
+
+# Numba's default "workqueue" threading layer must not be entered by two threads at once; the
+# fills are parallel already, so concurrent calls are serialized.
+_LAUNCH_LOCK = threading.Lock()
+
+
+def _chunk(row_len: int) -> int:
+    """Elements per parallel task: whole blocks, enough tasks to balance the threads."""
+    return max(1 << 14, min(1 << 18, -(-row_len // (8 * get_num_threads())))) // 4 * 4
+
+
+def launch(target: Target, fill: int, k: tuple, params: Sequence[float]) -> None:
+    """Run the parallel kernel for ``fill`` on ``target`` with up to six float64 ``params``."""
+    if target.size == 0:
+        return
+    p = [float(x) for x in params] + [0.0] * (6 - len(params))
+    kernel = _kernels.box_filler(fill, target.storage)
+    with _LAUNCH_LOCK:
+        kernel(target.flat, target.lead_shape, target.lead_strides, target.base, target.row_len,
+               _chunk(target.row_len), get_num_threads(), k[0], k[1], *p)

@@ -1,7 +1,7 @@
 """On-disk layouts of a checkpoint: where each tensor's bytes go, and the headers around them.
 
 ``safetensors`` and ``npy`` are "files made of a header and raw little-endian C-order tensor data",
-described by a :class:`Layout`, so one writer fills them: ``safetensors`` is one file whose JSON header
+described by a ``Layout``, so one writer fills them: ``safetensors`` is one file whose JSON header
 lists every tensor; ``npy`` is a directory with one ``.npy`` file per tensor and a ``fastinit.json``
 manifest. ``zarr`` is a zarr v3 group with one chunked array per tensor, written through zarr-python.
 """

@@ -1,7 +1,8 @@
-"""Parallel fills over boxes of global indices. No validation here: see ``_dispatch``.
+"""Parallel fills over boxes of global indices. No validation here: see ``_target`` and ``_launch``.
 
-Layout (DESIGN.md section 1): element ``i`` of the global C-order flattening belongs to Philox block
-``i // E`` (counter ``(lo32, hi32, 0, 0)`` of the block number) and uses words ``i % E`` of it:
+Layout (the stream contract, ``docs/contract.md``): element ``i`` of the global C-order flattening
+belongs to Philox block ``i // E`` (counter ``(lo32, hi32, 0, 0)`` of the block number) and uses
+words ``i % E`` of it:
 
 * ``E = 4`` for raw bits and every float32 / bfloat16 / float16 fill: one word per element;
   normal pairs are words (0, 1) and (2, 3), each pair giving the cos value to its even element
@@ -247,7 +248,7 @@ def _normal_blocks_staged(out, lo, hi, k0, k1, fill, store, p0, p1, p2, p3, p4, 
     The values are ``_normal4``'s: the same functions, composed through memory. In one fused loop
     a value's dependency chain (divide, square root, three polynomials: about 100 cycles) fills the
     out-of-order window; short chains in separate loops let the core overlap many iterations
-    (1.2x faster on Zen 3; README, "Performance").
+    (1.2x faster on Zen 3; ``docs/internals.md``, "Where the time goes").
     """
     literally(store)
     b = STAGE_BLOCKS

@@ -45,8 +45,9 @@ def _erfc_continued_fraction(t: Decimal) -> Decimal:
 def normal_cdf(x: float) -> float:
     """Phi(x) = P(Z <= x) for a standard normal Z, as the float64 nearest to the exact value.
 
-    >>> normal_cdf(0.0), normal_cdf(-2.0)
-    (0.5, 0.02275013194817921)
+    Examples:
+        >>> normal_cdf(0.0), normal_cdf(-2.0)
+        (0.5, 0.02275013194817921)
     """
     if math.isinf(x):
         return 0.0 if x < 0 else 1.0

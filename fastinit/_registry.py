@@ -2,14 +2,15 @@
 to call it.
 
 Everything that looks a scheme up by name — ``fi.init``, checkpoint specs, ``fastinit.dask``,
-``fastinit.torch``, ``fastinit.diagnostics`` — goes through :func:`lookup` and :meth:`Scheme.fill`.
+``fastinit.torch``, ``fastinit.diagnostics`` — goes through ``lookup`` and ``Scheme.fill``.
 
->>> scheme = lookup("kaiming_normal")
->>> scheme.draws, scheme.whole_tensor
-(True, False)
->>> import numpy as np
->>> scheme.fill(np.empty((2, 3), np.float32), seed=0, name="w", nonlinearity="relu").shape
-(2, 3)
+Examples:
+    >>> scheme = lookup("kaiming_normal")
+    >>> scheme.draws, scheme.whole_tensor
+    (True, False)
+    >>> import numpy as np
+    >>> scheme.fill(np.empty((2, 3), np.float32), seed=0, name="w", nonlinearity="relu").shape
+    (2, 3)
 """
 
 from __future__ import annotations
@@ -122,7 +123,7 @@ def _takes_seed(function: Callable) -> bool:
 
 
 def lookup(scheme: str | Callable | Scheme, argname: str = "scheme") -> Scheme:
-    """The :class:`Scheme` of a name (``"kaiming_normal"``), of a fastinit in-place function, or of
+    """The ``Scheme`` of a name (``"kaiming_normal"``), of a fastinit in-place function, or of
     any other fill function ``f(out, ..., global_shape=, offset=)`` (it draws if it takes ``seed``;
     a framework convention such as ``fi.conventions.jax.he_normal`` says so itself)."""
     if isinstance(scheme, Scheme):

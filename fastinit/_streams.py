@@ -19,8 +19,9 @@ def philox4x32(counter4: Any, key2: Any) -> tuple[int, int, int, int]:
 
     ``counter4`` is ``(c0, c1, c2, c3)`` and ``key2`` is ``(k0, k1)``, each an int in [0, 2**32).
 
-    >>> [hex(w) for w in philox4x32((0, 0, 0, 0), (0, 0))]
-    ['0x6627e8d5', '0xe169c58d', '0xbc57ac4c', '0x9b00dbd8']
+    Examples:
+        >>> [hex(w) for w in philox4x32((0, 0, 0, 0), (0, 0))]
+        ['0x6627e8d5', '0xe169c58d', '0xbc57ac4c', '0x9b00dbd8']
     """
     c = check_ints("counter4", counter4, count=4, below=1 << 32)
     k = check_ints("key2", key2, count=2, below=1 << 32)
@@ -40,8 +41,9 @@ def key(seed: int, name: str = "") -> tuple[int, int]:
     Different names under one seed get unrelated keys (the digest spreads the name, Philox mixes
     it with the seed), so adding, removing or reordering tensors never changes another tensor.
 
-    >>> key(0, "")
-    (1140075542, 4266292422)
+    Examples:
+        >>> key(0, "")
+        (1140075542, 4266292422)
     """
     return derive_key(check_seed(seed), check_name(name))
 

@@ -1,19 +1,19 @@
 """Initialized checkpoints written straight to disk (safetensors, a directory of .npy files, a zarr v3
 group), in bounded memory, bit-identical to in-memory fills.
 
-:func:`generate` fills each tensor of a :class:`~fastinit.spec.Spec` box by box (C-order slabs of
-at most ``chunk_bytes``) into two reusable buffers — one is filled while the other is written — so
-memory stays bounded whatever the checkpoint's size. Nothing half-written is ever claimed:
+[`generate`][fastinit.checkpoint.generate] fills each tensor of a [`Spec`][fastinit.spec.Spec] box by box
+(C-order slabs of at most ``chunk_bytes``) into two reusable buffers — one is filled while the other is
+written — so memory stays bounded whatever the checkpoint's size. Nothing half-written is ever claimed:
 
 * the data goes to ``PATH.partial`` (a file, or a directory for ``npy``), is fsynced, then renamed to
   ``PATH``; an existing ``PATH`` is refused unless ``overwrite=True``;
 * a write error (disk full, file-size limit) removes the partial output and raises;
 * an interrupt (Ctrl-C) syncs what was written, records how far it got in ``PATH.partial.progress``
-  and raises :class:`Interrupted`; ``resume=True`` continues from there, and the result equals an
-  uninterrupted run bit for bit (every value depends only on seed, name and position).
+  and raises [`Interrupted`][fastinit.checkpoint.Interrupted]; ``resume=True`` continues from there, and
+  the result equals an uninterrupted run bit for bit (every value depends only on seed, name and position).
 
-:func:`verify` recomputes a checkpoint (or a sample of its boxes) and reports mismatches;
-:func:`summarize` lists its tensors with basic statistics.
+[`verify`][fastinit.checkpoint.verify] recomputes a checkpoint (or a sample of its boxes) and reports mismatches;
+[`summarize`][fastinit.checkpoint.summarize] lists its tensors with basic statistics.
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ from .spec import Spec, TensorSpec, load_spec
 __all__ = ["FORMATS", "generate", "verify", "summarize", "statistics", "boxes", "Interrupted", "Mismatch", "Result"]
 
 FORMATS = ("safetensors", "npy", "zarr")
+"""The checkpoint formats [`generate`][fastinit.checkpoint.generate] writes."""
 CHUNK_BYTES = 32 << 20
 _SYNC_EVERY = 1 << 30  # bytes between background fsync + progress records (resume after a crash)
 
@@ -73,10 +74,11 @@ def boxes(shape: tuple[int, ...], limit: int) -> Iterator[tuple[tuple[int, ...],
     """``(offset, box shape)`` of consecutive C-order slabs of ``shape`` with at most ``limit``
     elements each (at least one element): each box is one contiguous run of the flat tensor.
 
-    >>> list(boxes((5, 4), 8))
-    [((0, 0), (2, 4)), ((2, 0), (2, 4)), ((4, 0), (1, 4))]
-    >>> list(boxes((2, 3), 2))
-    [((0, 0), (1, 2)), ((0, 2), (1, 1)), ((1, 0), (1, 2)), ((1, 2), (1, 1))]
+    Examples:
+        >>> list(boxes((5, 4), 8))
+        [((0, 0), (2, 4)), ((2, 0), (2, 4)), ((4, 0), (1, 4))]
+        >>> list(boxes((2, 3), 2))
+        [((0, 0), (1, 2)), ((0, 2), (1, 1)), ((1, 0), (1, 2)), ((1, 2), (1, 1))]
     """
     if math.prod(shape) == 0:
         return
@@ -233,7 +235,7 @@ def generate(spec: Spec | str | os.PathLike | dict, path: str | os.PathLike, *, 
 
     ``progress(nbytes, tensor_name)`` is called after each box is handed to the disk. Memory: two
     buffers of ``chunk_bytes`` (``orthogonal`` / ``delta_orthogonal`` tensors are the exception: their
-    QR needs the whole tensor in memory). Returns a :class:`Result`.
+    QR needs the whole tensor in memory). Returns a [`Result`][fastinit.checkpoint.Result].
     """
     spec = spec if isinstance(spec, Spec) else load_spec(spec)
     path = os.fspath(path)
@@ -411,7 +413,7 @@ def statistics(data: Any, dtype: np.dtype, *, chunk_bytes: int = CHUNK_BYTES) ->
 
 def summarize(path: str | os.PathLike, *, chunk_bytes: int = CHUNK_BYTES) -> tuple[str, dict, list[dict]]:
     """``(format, metadata, rows)`` with one row per tensor: name, shape, dtype and its
-    :func:`statistics`."""
+    [`statistics`][fastinit.checkpoint.statistics]."""
     fmt, metadata, stored = read_checkpoint(os.fspath(path))
     rows = [{"name": s.name, "shape": s.shape, "dtype": s.dtype,
              **statistics(s.open(), numpy_dtype(s.dtype), chunk_bytes=chunk_bytes)} for s in stored]

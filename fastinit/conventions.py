@@ -152,6 +152,7 @@ TABLE: dict[str, dict[str, Convention]] = {
     "flax": {**_JAX, "default_kernel": Convention(
         S.lecun_normal_, f"lecun_normal: variance 1 / fan_in, {_TRUNC} (Dense / Conv default)", dict(layout="jax"))},
 }
+"""``TABLE[framework][scheme]``: each framework's schemes (``"torch"``, ``"keras"``, ``"jax"``, ``"flax"``)."""
 
 
 class _Framework:
@@ -172,4 +173,11 @@ class _Framework:
         return sorted(self._table)
 
 
-torch, jax, flax, keras = (_Framework(f) for f in ("torch", "jax", "flax", "keras"))
+torch = _Framework("torch")
+"""``torch.nn.init``: ``fi.conventions.torch.kaiming_normal(out, nonlinearity="relu", seed=0, name="w")``."""
+jax = _Framework("jax")
+"""``jax.nn.initializers``: ``fi.conventions.jax.he_normal(out, seed=0, name="w")``."""
+flax = _Framework("flax")
+"""Flax: JAX's table plus ``default_kernel`` (``lecun_normal``, the Dense / Conv default)."""
+keras = _Framework("keras")
+"""Keras: ``fi.conventions.keras.glorot_normal(out, seed=0, name="w")``."""

@@ -5,10 +5,11 @@ chunking, computed by any scheduler on any number of machines, equals the NumPy 
 ``fastinit.init(shape, scheme, ...)`` bit for bit. The seed is fixed when the array is built (an
 explicit int, or the next seed of fastinit's default stream), never on a worker.
 
->>> import fastinit.dask as fid
->>> x = fid.normal((4096, 1024), std=0.02, chunks=(1024, 512), seed=0, name="w")
->>> x.chunks
-((1024, 1024, 1024, 1024), (512, 512))
+Examples:
+    >>> import fastinit.dask as fid
+    >>> x = fid.normal((4096, 1024), std=0.02, chunks=(1024, 512), seed=0, name="w")
+    >>> x.chunks
+    ((1024, 1024, 1024, 1024), (512, 512))
 
 Writing a checkpoint on a cluster: ``fid.init(shape, "kaiming_normal", seed=0, name="w").to_zarr(url)``
 with a ``dask.distributed.Client`` connected; workers need fastinit installed.
@@ -30,14 +31,14 @@ from ._streams import concrete_seed
 from ._validate import check_dtype, check_name, check_shape
 
 __all__ = [
-    "init", "uniform", "normal", "trunc_normal",
+    "init", "Constructor", "uniform", "normal", "trunc_normal",
     "constant", "delta_orthogonal", "dirac", "eye", "glorot_normal", "glorot_uniform", "he_normal", "he_uniform",
     "kaiming_normal", "kaiming_uniform", "lecun_normal", "lecun_uniform", "ones", "orthogonal", "random_bits",
     "sparse", "variance_scaling", "xavier_normal", "xavier_simple", "xavier_uniform", "zeros",
 ]
 
-#: ``constructor(shape, dtype="float32", *, chunks="auto", seed=None, name="", **params) -> dask.array.Array``
 Constructor = Callable[..., da.Array]
+"""``constructor(shape, dtype="float32", *, chunks="auto", seed=None, name="", **params) -> dask.array.Array``."""
 
 
 def _block(scheme: Scheme, shape: tuple[int, ...], dtype: np.dtype, global_shape: tuple[int, ...],

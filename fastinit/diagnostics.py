@@ -20,10 +20,11 @@ in 1/n the variance of ``log G_l`` (its relative variance) is ``R_l + 2 / n_l`` 
 ``chi_l = d log E[s(z)^2] / d log K``: it grows like ``depth / width`` (5 L / n for ReLU, 2 L / n for
 linear networks: Roberts & Yaida's L/n).
 
->>> import fastinit.diagnostics as fd
->>> p = fd.propagate([100, 100, 100], "linear", "normal", std=1.0, batch=200)
->>> [round(float(s), -1) for s in p.forward_std]
-[10.0, 100.0]
+Examples:
+    >>> import fastinit.diagnostics as fd
+    >>> p = fd.propagate([100, 100, 100], "linear", "normal", std=1.0, batch=200)
+    >>> [round(float(s), -1) for s in p.forward_std]
+    [10.0, 100.0]
 """
 
 from __future__ import annotations
@@ -63,7 +64,6 @@ def _gelu_grad(z):
     return 0.5 * (1.0 + t) + 0.5 * z * (1.0 - t * t) * _GELU_C * (1.0 + 3 * 0.044715 * z * z)
 
 
-#: activation -> (s, s')
 ACTIVATIONS: dict[str, tuple[Callable, Callable]] = {
     "linear": (lambda z: z, lambda z: np.ones_like(z)),
     "relu": (lambda z: np.maximum(z, 0.0), lambda z: (z > 0).astype(z.dtype)),
@@ -76,6 +76,7 @@ ACTIVATIONS: dict[str, tuple[Callable, Callable]] = {
              lambda z: _SELU_SCALE * np.where(z > 0, 1.0, _SELU_ALPHA * np.exp(np.minimum(z, 0.0)))),
     "softsign": (lambda z: z / (1.0 + np.abs(z)), lambda z: 1.0 / (1.0 + np.abs(z)) ** 2),
 }
+"""Each activation's function and derivative, ``name -> (s, s')``, on float64 arrays."""
 
 # Gauss-Hermite nodes: E_{z ~ N(0, K)}[f(z)] = sum(w f(sqrt(2K) x)) / sqrt(pi); an even count puts no
 # node at the ReLU kink, so ReLU moments are exact by symmetry
@@ -185,10 +186,11 @@ def propagate(widths: Sequence[int], activation: Activation, init: str | Callabl
     std across instances of the log of each input's ``|z_l|^2 / n_l``, averaged over inputs; NaN for
     one instance) measures the weights' effect alone. Arithmetic in float64.
 
-    >>> import fastinit.diagnostics as fd
-    >>> p = fd.propagate([256] * 11, "relu", "kaiming_normal", nonlinearity="relu", batch=100)
-    >>> bool(0.5 < p.forward_std[-1] / p.forward_std[0] < 2)
-    True
+    Examples:
+        >>> import fastinit.diagnostics as fd
+        >>> p = fd.propagate([256] * 11, "relu", "kaiming_normal", nonlinearity="relu", batch=100)
+        >>> bool(0.5 < p.forward_std[-1] / p.forward_std[0] < 2)
+        True
     """
     widths = _check(widths, activation, batch, instances, seed)
     scheme = lookup(init, "init")
@@ -271,9 +273,10 @@ _RECOMMENDATIONS: dict[str, tuple[str, dict[str, Any], str]] = {
 def recommend(activation: Activation) -> Recommendation:
     """The scheme that keeps signals at constant variance through depth for ``activation``, and why.
 
-    >>> import fastinit.diagnostics as fd
-    >>> fd.recommend("relu").init
-    'kaiming_normal'
+    Examples:
+        >>> import fastinit.diagnostics as fd
+        >>> fd.recommend("relu").init
+        'kaiming_normal'
     """
     if activation not in _RECOMMENDATIONS:
         raise ValueError(f"unknown activation {activation!r}; known: {', '.join(ACTIVATIONS)}")

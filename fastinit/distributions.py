@@ -43,10 +43,11 @@ def random_bits_(out: np.ndarray, *, seed: int | None = None, name: str = "", gl
     Element ``i`` (global C-order index) is word ``i % 4`` of
     ``philox4x32((i // 4) % 2**32, i // 2**34, 0, 0), key(seed, name))``.
 
-    >>> import numpy as np, fastinit as fi
-    >>> words = fi.random_bits_(np.empty(4, np.uint32), seed=0, name="w")
-    >>> words.tolist() == list(fi.philox4x32((0, 0, 0, 0), fi.key(0, "w")))
-    True
+    Examples:
+        >>> import numpy as np, fastinit as fi
+        >>> words = fi.random_bits_(np.empty(4, np.uint32), seed=0, name="w")
+        >>> words.tolist() == list(fi.philox4x32((0, 0, 0, 0), fi.key(0, "w")))
+        True
     """
     target = Target(out, ("uint32",), global_shape, offset)
     launch(target, BITS, resolve_key(seed, name), ())
@@ -66,16 +67,19 @@ def uniform_(out: np.ndarray, low: float = 0.0, high: float = 1.0, *, seed: int 
 
     Args:
         out: writable C-contiguous array (or memmap) of float32, float64, float16 or bfloat16.
-        low, high: finite, ``low < high``.
+        low: the lower bound (finite), included.
+        high: the upper bound (finite, ``low < high``), excluded.
         seed: int in [0, 2**64); ``None`` takes the next seed of the default stream
-            (see :func:`fastinit.manual_seed`).
+            (see [`fastinit.manual_seed`][fastinit.manual_seed]).
         name: the tensor's name; each name is an independent stream.
-        global_shape, offset: the full tensor's shape and where ``out``'s box starts in it.
+        global_shape: the full tensor's shape (default: ``out.shape``).
+        offset: where ``out``'s box starts in the full tensor (default: the origin).
 
-    >>> import numpy as np, fastinit as fi
-    >>> w = fi.uniform_(np.empty((2, 3), np.float32), -1.0, 1.0, seed=7, name="w")
-    >>> bool(((-1 <= w) & (w < 1)).all())
-    True
+    Examples:
+        >>> import numpy as np, fastinit as fi
+        >>> w = fi.uniform_(np.empty((2, 3), np.float32), -1.0, 1.0, seed=7, name="w")
+        >>> bool(((-1 <= w) & (w < 1)).all())
+        True
     """
     target = Target(out, FLOAT_NAMES, global_shape, offset)
     low, high = check_real("low", low), check_real("high", high)
@@ -111,10 +115,11 @@ def normal_(out: np.ndarray, mean: float = 0.0, std: float = 1.0, *, seed: int |
     ``ln``, ``sin`` and ``cos`` are fixed polynomials (see ``fastinit._convert``), so values are
     identical on every CPU.
 
-    >>> import numpy as np, fastinit as fi
-    >>> x = fi.normal_(np.empty(100_000, np.float32), 0.0, 0.02, seed=1, name="emb")
-    >>> round(float(x.std()), 3)
-    0.02
+    Examples:
+        >>> import numpy as np, fastinit as fi
+        >>> x = fi.normal_(np.empty(100_000, np.float32), 0.0, 0.02, seed=1, name="emb")
+        >>> round(float(x.std()), 3)
+        0.02
     """
     target = Target(out, FLOAT_NAMES, global_shape, offset)
     mean, std = check_real("mean", mean), check_real("std", std)
@@ -145,10 +150,11 @@ def trunc_normal_(out: np.ndarray, mean: float = 0.0, std: float = 1.0, a: float
       is rounded to float32, then to nearest-even for 16-bit dtypes;
     * float64: ``u`` has 53 bits from two words.
 
-    >>> import numpy as np, fastinit as fi
-    >>> x = fi.trunc_normal_(np.empty(10_000, np.float32), std=0.02, a=-0.04, b=0.04, seed=3)
-    >>> bool(x.min() >= -0.04 and x.max() <= 0.04)
-    True
+    Examples:
+        >>> import numpy as np, fastinit as fi
+        >>> x = fi.trunc_normal_(np.empty(10_000, np.float32), std=0.02, a=-0.04, b=0.04, seed=3)
+        >>> bool(x.min() >= -0.04 and x.max() <= 0.04)
+        True
     """
     target = Target(out, FLOAT_NAMES, global_shape, offset)
     mean, std = check_real("mean", mean), check_real("std", std)

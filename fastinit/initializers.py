@@ -1,14 +1,15 @@
 """Allocating forms on top of the in-place schemes.
 
-* :func:`init` returns a new array (or a new ``.npy`` memory map) filled by any fastinit scheme;
+* [`init`][fastinit.initializers.init] returns a new array (or a new ``.npy`` memory map) filled by any fastinit scheme;
 * JAX-style factories, one per ``jax.nn.initializers`` name with JAX's semantics (layout
   ``(*kernel, in, out)``, truncated normals): ``fastinit.initializers.he_normal()`` returns
   ``init(seed, shape, dtype=np.float32, name="")``.
 
->>> import fastinit as fi
->>> w = fi.initializers.glorot_normal()(0, (3, 3, 16, 32))
->>> w.shape, w.dtype.name
-((3, 3, 16, 32), 'float32')
+Examples:
+    >>> import fastinit as fi
+    >>> w = fi.initializers.glorot_normal()(0, (3, 3, 16, 32))
+    >>> w.shape, w.dtype.name
+    ((3, 3, 16, 32), 'float32')
 """
 
 from __future__ import annotations
@@ -31,10 +32,10 @@ __all__ = [
     "lecun_uniform", "normal", "ones", "orthogonal", "truncated_normal", "uniform", "variance_scaling", "zeros",
 ]
 
-#: ``initializer(seed, shape, dtype=np.float32, name="") -> np.ndarray``
 Initializer = Callable[..., np.ndarray]
-#: ``factory(**params) -> Initializer``
+"""``initializer(seed, shape, dtype=np.float32, name="") -> np.ndarray``."""
 Factory = Callable[..., Initializer]
+"""``factory(**params) -> Initializer``, the framework's parameters as keywords."""
 
 
 def init(shape: Sequence[int], scheme: str | Callable | Scheme, dtype: Any = "float32", *, seed: int | None = None,
@@ -48,9 +49,10 @@ def init(shape: Sequence[int], scheme: str | Callable | Scheme, dtype: Any = "fl
     an existing ``path`` is an error unless ``overwrite=True``. (``.npy`` has no bfloat16 type: such a
     file reads back as 2-byte void records; view it as ``ml_dtypes.bfloat16``.)
 
-    >>> import fastinit as fi
-    >>> fi.init((2, 3), "kaiming_uniform", seed=0, name="w", nonlinearity="relu").shape
-    (2, 3)
+    Examples:
+        >>> import fastinit as fi
+        >>> fi.init((2, 3), "kaiming_uniform", seed=0, name="w", nonlinearity="relu").shape
+        (2, 3)
     """
     filler = lookup(scheme)
     shape = check_shape(shape)

@@ -13,10 +13,11 @@ threefry key, so ``PRNGKey(s)`` and ``key(s)`` give seed ``s`` for any ``s < 2**
 implementations use the first 8 bytes of the blake2b digest of their words (little endian). Keys
 traced under ``jax.jit`` or ``vmap`` work too: the fill then runs as a host callback.
 
->>> import jax, fastinit.jax as fij
->>> w = fij.glorot_normal()(jax.random.key(0), (64, 32))
->>> w.shape, str(w.dtype)
-((64, 32), 'float32')
+Examples:
+    >>> import jax, fastinit.jax as fij
+    >>> w = fij.glorot_normal()(jax.random.key(0), (64, 32))
+    >>> w.shape, str(w.dtype)
+    ((64, 32), 'float32')
 """
 
 from __future__ import annotations
@@ -42,10 +43,11 @@ __all__ = [
     "uniform", "variance_scaling", "xavier_normal", "xavier_uniform", "zeros",
 ]
 
-#: ``init(key, shape, dtype=None, out_sharding=None) -> jax.Array``, as ``jax.nn.initializers`` returns
 Initializer = Callable[..., jax.Array]
-#: a ``jax.nn.initializers`` factory: its own parameters (plus ``name``) -> ``Initializer``
+"""``init(key, shape, dtype=None, out_sharding=None) -> jax.Array``, as ``jax.nn.initializers`` returns."""
 Factory = Callable[..., Initializer]
+"""A ``jax.nn.initializers`` factory: its own parameters, plus ``name``, to an
+[`Initializer`][fastinit.jax.Initializer]."""
 
 _ALIASES = {"xavier_uniform": "glorot_uniform", "xavier_normal": "glorot_normal",
             "kaiming_uniform": "he_uniform", "kaiming_normal": "he_normal"}
@@ -142,7 +144,6 @@ def _factory(scheme: str) -> Callable:
     return factory
 
 
-#: ``jax.nn.initializers.zeros`` / ``ones``: initializers themselves, not factories
 zeros: Initializer = _initializer("zeros", {}, None, "")
 ones: Initializer = _initializer("ones", {}, None, "")
 constant: Factory = _factory("constant")

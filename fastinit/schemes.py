@@ -1,6 +1,6 @@
 """Initialization schemes: one mechanism (variance scaling over the three fills) and thin names.
 
-Every random scheme draws from the fills of :mod:`fastinit.distributions`, so it inherits their
+Every random scheme draws from the fills of ``fastinit.distributions``, so it inherits their
 contract: values depend only on ``(seed, name, global index)``, and fans always come from the
 *global* shape, so a shard of a Glorot matrix is the slice of the full one.
 
@@ -58,8 +58,9 @@ def calculate_gain(nonlinearity: Nonlinearity, param: float | None = None) -> fl
     linear, conv*, conv_transpose*, sigmoid: 1; tanh: 5/3; relu: sqrt(2);
     leaky_relu: sqrt(2 / (1 + slope**2)) with ``param`` the negative slope (default 0.01); selu: 3/4.
 
-    >>> calculate_gain("relu"), calculate_gain("leaky_relu", 0.2)
-    (1.4142135623730951, 1.3867504905630728)
+    Examples:
+        >>> calculate_gain("relu"), calculate_gain("leaky_relu", 0.2)
+        (1.4142135623730951, 1.3867504905630728)
     """
     check_choice("nonlinearity", nonlinearity, NONLINEARITIES)
     if nonlinearity in _UNIT_GAIN:
@@ -94,8 +95,9 @@ def compute_fans(shape: Sequence[int], layout: Layout = "torch", *, in_axis: int
     * explicit ``in_axis`` / ``out_axis`` (int or tuple) and ``batch_axis`` (excluded from both) as in
       ``jax.nn.initializers.variance_scaling``: the receptive field is every other axis.
 
-    >>> compute_fans((64, 3, 3, 3)), compute_fans((3, 3, 3, 64), layout="jax")
-    ((27, 576), (27, 576))
+    Examples:
+        >>> compute_fans((64, 3, 3, 3)), compute_fans((3, 3, 3, 64), layout="jax")
+        ((27, 576), (27, 576))
     """
     check_choice("layout", layout, LAYOUTS)
     shape = tuple(operator.index(n) for n in shape)
@@ -156,10 +158,11 @@ def variance_scaling_(out: np.ndarray, scale: float = 1.0, mode: Mode = "fan_in"
 
     Fans come from the global shape (``global_shape`` or ``out.shape``) in ``layout``.
 
-    >>> import numpy as np, fastinit as fi
-    >>> w = fi.variance_scaling_(np.empty((256, 512), np.float32), 2.0, "fan_in", "normal", seed=0, name="w")
-    >>> round(float(w.std() * np.sqrt(512 / 2)), 2)
-    1.0
+    Examples:
+        >>> import numpy as np, fastinit as fi
+        >>> w = fi.variance_scaling_(np.empty((256, 512), np.float32), 2.0, "fan_in", "normal", seed=0, name="w")
+        >>> round(float(w.std() * np.sqrt(512 / 2)), 2)
+        1.0
     """
     scale = check_real("scale", scale)
     if not scale > 0:
@@ -187,10 +190,11 @@ def variance_scaling_(out: np.ndarray, scale: float = 1.0, mode: Mode = "fan_in"
 def xavier_uniform_(out: np.ndarray, gain: float = 1.0, *, layout: Layout = "torch", **kw: Any) -> np.ndarray:
     """Glorot & Bengio (2010) normalized initialization: U(-b, b), ``b = gain * sqrt(6 / (fan_in + fan_out))``.
 
-    >>> import numpy as np, fastinit as fi
-    >>> w = fi.xavier_uniform_(np.empty((300, 500), np.float32), seed=0, name="w")
-    >>> bool(np.abs(w).max() < np.sqrt(6 / 800))
-    True
+    Examples:
+        >>> import numpy as np, fastinit as fi
+        >>> w = fi.xavier_uniform_(np.empty((300, 500), np.float32), seed=0, name="w")
+        >>> bool(np.abs(w).max() < np.sqrt(6 / 800))
+        True
     """
     gain = check_real("gain", gain)
     return variance_scaling_(out, gain**2, "fan_avg", "uniform", layout=layout, **kw)
@@ -199,10 +203,11 @@ def xavier_uniform_(out: np.ndarray, gain: float = 1.0, *, layout: Layout = "tor
 def xavier_normal_(out: np.ndarray, gain: float = 1.0, *, layout: Layout = "torch", **kw: Any) -> np.ndarray:
     """Glorot normal as in torch: N(0, gain**2 * 2 / (fan_in + fan_out)), untruncated.
 
-    >>> import numpy as np, fastinit as fi
-    >>> w = fi.xavier_normal_(np.empty((400, 600), np.float32), seed=0, name="w")
-    >>> round(float(w.std() / np.sqrt(2 / 1000)), 2)
-    1.0
+    Examples:
+        >>> import numpy as np, fastinit as fi
+        >>> w = fi.xavier_normal_(np.empty((400, 600), np.float32), seed=0, name="w")
+        >>> round(float(w.std() / np.sqrt(2 / 1000)), 2)
+        1.0
     """
     gain = check_real("gain", gain)
     return variance_scaling_(out, gain**2, "fan_avg", "normal", layout=layout, **kw)
@@ -214,10 +219,11 @@ def xavier_simple_(out: np.ndarray, *, layout: Layout = "torch", **kw: Any) -> n
     The same distribution as torch's default ``Linear`` / ``Conv`` weights,
     ``kaiming_uniform_(a=sqrt(5))``.
 
-    >>> import numpy as np, fastinit as fi
-    >>> w = fi.xavier_simple_(np.empty((64, 100), np.float32), seed=0, name="w")
-    >>> bool(np.abs(w).max() < 0.1)
-    True
+    Examples:
+        >>> import numpy as np, fastinit as fi
+        >>> w = fi.xavier_simple_(np.empty((64, 100), np.float32), seed=0, name="w")
+        >>> bool(np.abs(w).max() < 0.1)
+        True
     """
     return variance_scaling_(out, 1.0 / 3.0, "fan_in", "uniform", layout=layout, **kw)
 
@@ -232,10 +238,11 @@ def kaiming_uniform_(out: np.ndarray, a: float = 0.0, mode: Mode = "fan_in", non
     """He et al. (2015) uniform: U(-b, b), ``b = sqrt(3) * gain / sqrt(fan)``, gain from ``nonlinearity``
     (``a`` = the leaky-ReLU negative slope), fan = fan_in (forward pass) or fan_out (backward pass).
 
-    >>> import numpy as np, fastinit as fi
-    >>> w = fi.kaiming_uniform_(np.empty((128, 256), np.float32), nonlinearity="relu", seed=0, name="w")
-    >>> bool(np.abs(w).max() < np.sqrt(6 / 256))
-    True
+    Examples:
+        >>> import numpy as np, fastinit as fi
+        >>> w = fi.kaiming_uniform_(np.empty((128, 256), np.float32), nonlinearity="relu", seed=0, name="w")
+        >>> bool(np.abs(w).max() < np.sqrt(6 / 256))
+        True
     """
     return variance_scaling_(out, _kaiming_scale(a, nonlinearity, mode), mode, "uniform", layout=layout, **kw)
 
@@ -244,10 +251,11 @@ def kaiming_normal_(out: np.ndarray, a: float = 0.0, mode: Mode = "fan_in", nonl
                     *, layout: Layout = "torch", **kw: Any) -> np.ndarray:
     """He et al. (2015) normal as in torch: N(0, (gain / sqrt(fan))**2), untruncated.
 
-    >>> import numpy as np, fastinit as fi
-    >>> w = fi.kaiming_normal_(np.empty((512, 1024), np.float32), nonlinearity="relu", seed=0, name="w")
-    >>> round(float(w.std() / np.sqrt(2 / 1024)), 2)
-    1.0
+    Examples:
+        >>> import numpy as np, fastinit as fi
+        >>> w = fi.kaiming_normal_(np.empty((512, 1024), np.float32), nonlinearity="relu", seed=0, name="w")
+        >>> round(float(w.std() / np.sqrt(2 / 1024)), 2)
+        1.0
     """
     return variance_scaling_(out, _kaiming_scale(a, nonlinearity, mode), mode, "normal", layout=layout, **kw)
 
@@ -255,10 +263,11 @@ def kaiming_normal_(out: np.ndarray, a: float = 0.0, mode: Mode = "fan_in", nonl
 def lecun_uniform_(out: np.ndarray, *, layout: Layout = "torch", **kw: Any) -> np.ndarray:
     """LeCun et al. (1998) uniform: U(-sqrt(3 / fan_in), sqrt(3 / fan_in)).
 
-    >>> import numpy as np, fastinit as fi
-    >>> w = fi.lecun_uniform_(np.empty((10, 300), np.float32), seed=0, name="w")
-    >>> bool(np.abs(w).max() < 0.1)
-    True
+    Examples:
+        >>> import numpy as np, fastinit as fi
+        >>> w = fi.lecun_uniform_(np.empty((10, 300), np.float32), seed=0, name="w")
+        >>> bool(np.abs(w).max() < 0.1)
+        True
     """
     return variance_scaling_(out, 1.0, "fan_in", "uniform", layout=layout, **kw)
 
@@ -266,10 +275,11 @@ def lecun_uniform_(out: np.ndarray, *, layout: Layout = "torch", **kw: Any) -> n
 def lecun_normal_(out: np.ndarray, *, layout: Layout = "torch", **kw: Any) -> np.ndarray:
     """LeCun normal as in JAX / Keras / Flax: variance 1 / fan_in, truncated at 2 std (corrected).
 
-    >>> import numpy as np, fastinit as fi
-    >>> w = fi.lecun_normal_(np.empty((400, 625), np.float32), seed=0, name="w")
-    >>> round(float(w.std() * 25), 2)
-    1.0
+    Examples:
+        >>> import numpy as np, fastinit as fi
+        >>> w = fi.lecun_normal_(np.empty((400, 625), np.float32), seed=0, name="w")
+        >>> round(float(w.std() * 25), 2)
+        1.0
     """
     return variance_scaling_(out, 1.0, "fan_in", "truncated_normal", layout=layout, **kw)
 
@@ -315,10 +325,11 @@ def orthogonal_(out: np.ndarray, gain: float = 1.0, *, layout: Layout = "torch",
     NumPy), so bits can differ in the last place between BLAS builds. A shard computes the whole
     matrix and keeps its box.
 
-    >>> import numpy as np, fastinit as fi
-    >>> q = fi.orthogonal_(np.empty((3, 5)), seed=0, name="q")
-    >>> bool(np.allclose(q @ q.T, np.eye(3)))
-    True
+    Examples:
+        >>> import numpy as np, fastinit as fi
+        >>> q = fi.orthogonal_(np.empty((3, 5)), seed=0, name="q")
+        >>> bool(np.allclose(q @ q.T, np.eye(3)))
+        True
     """
     gain, target = _orthogonal_target(out, gain, layout, global_shape, offset, "orthogonal_")
     if target is None:
@@ -340,11 +351,12 @@ def delta_orthogonal_(out: np.ndarray, gain: float = 1.0, *, layout: Layout = "t
     orthogonal ``(in, out)`` matrix times ``gain`` (``in <= out``). 3-, 4- or 5-d kernels: ``"torch"``
     ``(out, in, *kernel)`` (the matrix transposed), ``"jax"`` / ``"keras"`` ``(*kernel, in, out)``.
 
-    >>> import numpy as np, fastinit as fi
-    >>> w = fi.delta_orthogonal_(np.empty((3, 3, 4, 8)), layout="jax", seed=0, name="k")
-    >>> m = w[1, 1]  # the (in, out) = (4, 8) matrix at the center tap
-    >>> bool(np.allclose(m @ m.T, np.eye(4))), float(np.abs(w[0]).max())
-    (True, 0.0)
+    Examples:
+        >>> import numpy as np, fastinit as fi
+        >>> w = fi.delta_orthogonal_(np.empty((3, 3, 4, 8)), layout="jax", seed=0, name="k")
+        >>> m = w[1, 1]  # the (in, out) = (4, 8) matrix at the center tap
+        >>> bool(np.allclose(m @ m.T, np.eye(4))), float(np.abs(w[0]).max())
+        (True, 0.0)
     """
     gain, target = _orthogonal_target(out, gain, layout, global_shape, offset, "delta_orthogonal_")
     if target is None:
@@ -382,10 +394,11 @@ def sparse_(out: np.ndarray, sparsity: float, std: float = 0.01, *, seed: int | 
     zeroes the rows whose Philox words (stream ``name + "/sparse"``) are smallest, so any shard
     equals the slice of the full matrix.
 
-    >>> import numpy as np, fastinit as fi
-    >>> w = fi.sparse_(np.empty((10, 4), np.float32), 0.3, seed=0, name="s")
-    >>> (w == 0).sum(axis=0).tolist()
-    [3, 3, 3, 3]
+    Examples:
+        >>> import numpy as np, fastinit as fi
+        >>> w = fi.sparse_(np.empty((10, 4), np.float32), 0.3, seed=0, name="s")
+        >>> (w == 0).sum(axis=0).tolist()
+        [3, 3, 3, 3]
     """
     sparsity = check_real("sparsity", sparsity)
     if not 0 <= sparsity < 1:
@@ -428,9 +441,10 @@ def eye_(out: np.ndarray, *, global_shape: Sequence[int] | None = None,
          offset: Sequence[int] | None = None) -> np.ndarray:
     """The identity matrix (ones where row == column) for a 2-d weight; no randomness.
 
-    >>> import numpy as np, fastinit as fi
-    >>> fi.eye_(np.empty((2, 3), np.float32)).tolist()
-    [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]
+    Examples:
+        >>> import numpy as np, fastinit as fi
+        >>> fi.eye_(np.empty((2, 3), np.float32)).tolist()
+        [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]
     """
     target = Target(out, FLOAT_NAMES, global_shape, offset)
     shape = target.global_shape
@@ -447,9 +461,10 @@ def dirac_(out: np.ndarray, groups: int = 1, *, global_shape: Sequence[int] | No
     For a 3-, 4- or 5-d ``(out, in, *kernel)`` weight: ones at ``[g * out_per_group + d, d, k // 2, ...]``
     for each group ``g`` and ``d < min(out_per_group, in)``; zeros elsewhere.
 
-    >>> import numpy as np, fastinit as fi
-    >>> fi.dirac_(np.empty((2, 2, 3), np.float32))[:, :, 1].tolist()
-    [[1.0, 0.0], [0.0, 1.0]]
+    Examples:
+        >>> import numpy as np, fastinit as fi
+        >>> fi.dirac_(np.empty((2, 2, 3), np.float32))[:, :, 1].tolist()
+        [[1.0, 0.0], [0.0, 1.0]]
     """
     target = Target(out, FLOAT_NAMES, global_shape, offset)
     shape = target.global_shape
@@ -469,9 +484,10 @@ def constant_(out: np.ndarray, val: float, *, global_shape: Sequence[int] | None
               offset: Sequence[int] | None = None) -> np.ndarray:
     """Fill with ``val``.
 
-    >>> import numpy as np, fastinit as fi
-    >>> fi.constant_(np.empty(3, np.float32), 0.5).tolist()
-    [0.5, 0.5, 0.5]
+    Examples:
+        >>> import numpy as np, fastinit as fi
+        >>> fi.constant_(np.empty(3, np.float32), 0.5).tolist()
+        [0.5, 0.5, 0.5]
     """
     val = check_real("val", val)
     Target(out, FLOAT_NAMES, global_shape, offset)

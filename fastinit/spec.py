@@ -12,11 +12,12 @@ A spec is JSON (or TOML) of the form::
 A tensor's name is its stream ``name``; the run's seed is every tensor's ``seed``. So tensor
 ``n`` of a checkpoint equals ``fastinit.<init>_(np.empty(shape, dtype), seed=seed, name=n, ...)``.
 
->>> spec = load_spec({"tensors": {"w": {"shape": [4, 3], "dtype": "float32", "init": "normal", "std": 0.5}}})
->>> spec.tensors[0]
-TensorSpec(name='w', shape=(4, 3), dtype='float32', init='normal', params={'std': 0.5})
->>> spec.parameters, spec.nbytes
-(12, 48)
+Examples:
+    >>> spec = load_spec({"tensors": {"w": {"shape": [4, 3], "dtype": "float32", "init": "normal", "std": 0.5}}})
+    >>> spec.tensors[0]
+    TensorSpec(name='w', shape=(4, 3), dtype='float32', init='normal', params={'std': 0.5})
+    >>> spec.parameters, spec.nbytes
+    (12, 48)
 """
 
 from __future__ import annotations
@@ -38,8 +39,8 @@ from ._validate import check_dtype, check_shape
 
 __all__ = ["TensorSpec", "Spec", "load_spec", "default_spec", "DTYPES"]
 
-#: the dtype names a spec accepts
 DTYPES = tuple(sorted(FLOAT_NAMES))
+"""The dtype names a spec accepts."""
 _FIELDS = ("shape", "dtype", "init")
 
 
@@ -180,9 +181,10 @@ def default_spec(*, vocab: int = 128256, hidden: int = 2048, layers: int = 16, i
     tied embeddings, grouped-query attention), every Linear / Embedding N(0, std**2), RMSNorm weights
     ones, Hugging Face names.
 
-    >>> spec = default_spec()
-    >>> len(spec.tensors), spec.parameters
-    (146, 1235814400)
+    Examples:
+        >>> spec = default_spec()
+        >>> len(spec.tensors), spec.parameters
+        (146, 1235814400)
     """
     def linear(out_features, in_features):
         return {"shape": [out_features, in_features], "dtype": dtype, "init": "normal", "std": std}

@@ -13,13 +13,15 @@ the values are exactly those of the NumPy API, whatever the tensor's strides or 
   local tensor, at the global offset given by its placements (``Shard(dim)`` as ``torch.chunk``
   splits, also uneven; ``Replicate``; any mesh), so the assembled tensor is the single-process
   tensor bit for bit. Every rank must pass the same explicit ``seed``.
-* :func:`init_module`, :func:`materialize`, :func:`spec_from_module`: see their docstrings and
+* [`init_module`][fastinit.torch.init_module], [`materialize`][fastinit.torch.materialize],
+  [`spec_from_module`][fastinit.torch.spec_from_module]: see their docstrings and
   ``fastinit._torch_modules`` for each layer type's default.
 
->>> import torch, fastinit.torch as fit
->>> w = fit.kaiming_uniform_(torch.empty(4, 3), a=5 ** 0.5, seed=0, name="fc.weight")
->>> bool(w.abs().max() <= 3 ** -0.5)
-True
+Examples:
+    >>> import torch, fastinit.torch as fit
+    >>> w = fit.kaiming_uniform_(torch.empty(4, 3), a=5 ** 0.5, seed=0, name="fc.weight")
+    >>> bool(w.abs().max() <= 3 ** -0.5)
+    True
 """
 
 from __future__ import annotations
@@ -191,7 +193,7 @@ def init_module(module: torch.nn.Module, seed: int = 0, schemes: SchemeMap | Non
 def materialize(module: torch.nn.Module, seed: int = 0, dtype: torch.dtype | None = None,
                 schemes: SchemeMap | None = None) -> torch.nn.Module:
     """Give every meta-device parameter and buffer of ``module`` CPU storage and fill the parameters
-    as :func:`init_module` would, without running torch's own initialization.
+    as [`init_module`][fastinit.torch.init_module] would, without running torch's own initialization.
 
     Build the module under ``torch.device("meta")`` (nothing is allocated or drawn), then call this.
     ``dtype`` (one of float32, float64, float16, bfloat16) replaces the floating dtype of the new
@@ -211,13 +213,14 @@ def materialize(module: torch.nn.Module, seed: int = 0, dtype: torch.dtype | Non
 def spec_from_module(module: torch.nn.Module, schemes: SchemeMap | None = None,
                      dtype: torch.dtype | None = None) -> Spec:
     """The checkpoint spec (see ``docs/checkpoints.md``) of ``module``'s parameters with the schemes of
-    :func:`init_module`: ``fastinit generate`` (or ``fastinit.checkpoint.generate``) with seed ``s``
-    then writes exactly the tensors ``init_module(module, seed=s)`` makes. Works on meta modules.
+    [`init_module`][fastinit.torch.init_module]: ``fastinit generate`` (or ``fastinit.checkpoint.generate``)
+    with seed ``s`` then writes exactly the tensors ``init_module(module, seed=s)`` makes. Works on meta modules.
 
-    >>> import torch, fastinit.torch as fit
-    >>> spec = fit.spec_from_module(torch.nn.Linear(3, 2, device="meta"))
-    >>> [(t.name, t.shape, t.init) for t in spec.tensors]
-    [('weight', (2, 3), 'kaiming_uniform'), ('bias', (2,), 'uniform')]
+    Examples:
+        >>> import torch, fastinit.torch as fit
+        >>> spec = fit.spec_from_module(torch.nn.Linear(3, 2, device="meta"))
+        >>> [(t.name, t.shape, t.init) for t in spec.tensors]
+        [('weight', (2, 3), 'kaiming_uniform'), ('bias', (2,), 'uniform')]
     """
     _check_dtype(dtype)
     return Spec(tuple(entry.tensor_spec(DTYPES[dtype if dtype is not None else entry.dtype])

@@ -1,4 +1,4 @@
-"""Checkpoints on disk: specs, writers, resume, failures, verify and inspect (issue 5)."""
+"""Checkpoints on disk: specs, writers, resume, failures, verify and inspect."""
 
 import json
 import math

@@ -1,4 +1,5 @@
-"""Numerics of DESIGN.md section 2: intervals, resolution, tails, rounding, transform accuracy."""
+"""The numerics of the stream contract (docs/contract.md): intervals, resolution, tails, rounding,
+transform accuracy."""
 
 import math
 

@@ -5,13 +5,12 @@ import warnings
 
 import numpy as np
 import pytest
-from conftest import BF16, ROOT, assert_bits_equal
+from conftest import BF16, assert_bits_equal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
 import fastinit as fi
-from fastinit import conventions
 from fastinit.schemes import NONLINEARITIES, TRUNCATED_NORMAL_STD
 
 torch = pytest.importorskip("torch")
@@ -147,13 +146,6 @@ def test_torch_conventions_are_the_torch_named_functions():
 def test_unknown_convention_lists_the_known_ones():
     with pytest.raises(AttributeError, match="known: .*glorot_normal"):
         fi.conventions.keras.glorot_gaussian
-
-
-def test_readme_table_lists_every_convention():
-    readme = (ROOT / "README.md").read_text()
-    for framework, table in conventions.TABLE.items():
-        for scheme in table:
-            assert f"| {framework} | `{scheme}` |" in readme, (framework, scheme)
 
 
 # ------------------------------------------------------------------ shards and structure

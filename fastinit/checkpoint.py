@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from ._atomic import partial_path, publish, refuse_existing, remove, write_atomic
-from ._dtypes import numpy_dtype
+from ._dtypes import numpy_dtype, raw_dtype
 from ._formats import (
     MANIFEST,
     import_zarr,
@@ -166,7 +166,7 @@ class _ZarrSink:
             self.arrays = []
             for t in spec.tensors:
                 first = next(iter(_tensor_boxes(t, chunk_bytes)), (None, tuple(max(1, d) for d in t.shape)))[1]
-                kind = "uint16" if t.dtype == "bfloat16" else t.dtype
+                kind = raw_dtype(t.dtype).name
                 self.arrays.append(group.create_array(
                     t.name, shape=t.shape, dtype=kind, chunks=first, fill_value=0,
                     attributes={"fastinit.dtype": t.dtype}))
@@ -176,7 +176,7 @@ class _ZarrSink:
 
     def write(self, i: int, t: TensorSpec, offset: tuple[int, ...], box: np.ndarray) -> None:
         region = tuple(slice(o, o + n) for o, n in zip(offset, box.shape))
-        self.arrays[i][region] = box.view(np.uint16) if t.dtype == "bfloat16" else box
+        self.arrays[i][region] = box.view(raw_dtype(t.dtype))
 
     def finish(self) -> None:
         pass
@@ -195,7 +195,7 @@ class _ZarrSink:
 
 
 def _progress_path(path: str) -> str:
-    return path + ".partial.progress"
+    return partial_path(path) + ".progress"
 
 
 def _identity(spec: Spec, seed: int, fmt: str) -> dict:

@@ -4,6 +4,7 @@ that knows torch's memory and sharding. No RNG here."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -23,7 +24,7 @@ def _check_tensor(tensor, function: str) -> None:
     if tensor.device.type != "cpu":
         raise ValueError(f"{function}: tensor is on {tensor.device}; fastinit fills CPU memory: fill a CPU "
                          "tensor and move it (.to(device)), or materialize the module on the CPU first")
-    if tensor.dtype not in DTYPES:
+    if tensor.dtype not in DTYPES and not tensor.is_complex():
         raise TypeError(f"{function}: tensor dtype must be one of {', '.join(map(str, DTYPES))}, "
                         f"got {tensor.dtype}")
 
@@ -79,9 +80,19 @@ def _shard_box(dtensor) -> tuple[tuple[int, ...], torch.Tensor]:
     return tuple(start), local
 
 
-def fill_tensor(tensor, fill: Callable, function: str, seed=None, global_shape=None, offset=None):
+def local_tensor(tensor: torch.Tensor) -> torch.Tensor:
+    """A DTensor's local shard; any other tensor itself."""
+    dtensor = _dtensor_class()
+    return tensor.to_local() if dtensor is not None and isinstance(tensor, dtensor) else tensor
+
+
+def fill_tensor(tensor: Any, fill: Callable, function: str, seed: Any = None, global_shape: Any = None,
+                offset: Any = None) -> Any:
     """Call ``fill(array, global_shape, offset)`` on a NumPy view of ``tensor`` (or of its DTensor
-    shard) and return ``tensor``: the one place that turns torch tensors into fastinit boxes."""
+    shard) and return ``tensor``: the one place that turns torch tensors into fastinit boxes.
+
+    A complex tensor is filled through its real view (``torch.view_as_real``): the box gains a last
+    dimension of 2, the real and imaginary part of each element."""
     dtensor = _dtensor_class()
     local = tensor
     if dtensor is not None and isinstance(tensor, dtensor):
@@ -95,6 +106,11 @@ def fill_tensor(tensor, fill: Callable, function: str, seed=None, global_shape=N
         offset, local = _shard_box(tensor)
     _check_tensor(local, function)
     with torch.no_grad():
+        if local.is_complex():
+            shape = tuple(local.shape) if global_shape is None else tuple(global_shape)
+            global_shape = (*shape, 2)
+            offset = (*((0,) * len(shape) if offset is None else tuple(offset)), 0)
+            local = torch.view_as_real(local)
         if local.is_contiguous():
             fill(_numpy_view(local.detach()), global_shape, offset)
             torch.autograd.graph.increment_version(local)

@@ -56,12 +56,12 @@ def check_name(name: Any) -> str:
     return name
 
 
-def check_real(argname: str, value: Any, *, allow_inf: bool = False) -> float:
-    """``value`` as a finite float (``allow_inf``: or +-inf; never NaN)."""
+def check_real(argname: str, value: Any, *, allow_inf: bool = False, allow_nan: bool = False) -> float:
+    """``value`` as a finite float (``allow_inf``: or +-inf; ``allow_nan``: or NaN)."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise TypeError(f"{argname} must be a real number, got {type(value).__name__}")
     x = float(value)
-    if math.isnan(x) or (math.isinf(x) and not allow_inf):
+    if (math.isnan(x) and not allow_nan) or (math.isinf(x) and not allow_inf):
         raise ValueError(f"{argname} must be finite, got {x}")
     return x
 

@@ -116,6 +116,15 @@ def compute_fans(shape: Sequence[int], layout: Layout = "torch", *, in_axis: int
     return math.prod(shape[d] for d in ins) * receptive, math.prod(shape[d] for d in outs) * receptive
 
 
+def _check_fans(fans: Any) -> tuple[float, float]:
+    if isinstance(fans, (str, bytes)) or not isinstance(fans, Sequence) or len(fans) != 2:
+        raise TypeError(f"fans must be (fan_in, fan_out), got {fans!r}")
+    fan_in, fan_out = check_real("fan_in", fans[0]), check_real("fan_out", fans[1])
+    if not (fan_in > 0 and fan_out > 0):
+        raise ValueError(f"fans must be positive, got {fans!r}")
+    return fan_in, fan_out
+
+
 def _caller_stacklevel() -> int:
     """The ``stacklevel`` of the first frame outside the fastinit package (the user's call)."""
     frame: FrameType | None = sys._getframe(1)
@@ -146,8 +155,9 @@ def _target(out, global_shape, offset, scheme: str) -> Target | None:
 def variance_scaling_(out: np.ndarray, scale: float = 1.0, mode: Mode = "fan_in",
                       distribution: Distribution = "truncated_normal", *, layout: Layout = "torch",
                       in_axis: int | Sequence[int] | None = None, out_axis: int | Sequence[int] | None = None,
-                      batch_axis: int | Sequence[int] = (), seed: int | None = None, name: str = "",
-                      global_shape: Sequence[int] | None = None, offset: Sequence[int] | None = None) -> np.ndarray:
+                      batch_axis: int | Sequence[int] = (), fans: tuple[float, float] | None = None,
+                      seed: int | None = None, name: str = "", global_shape: Sequence[int] | None = None,
+                      offset: Sequence[int] | None = None) -> np.ndarray:
     """Fill ``out`` with variance ``scale / n``, ``n`` = fan_in, fan_out, their mean or their geometric
     mean (``mode`` ``"fan_geo_avg"``, as in JAX).
 
@@ -156,7 +166,9 @@ def variance_scaling_(out: np.ndarray, scale: float = 1.0, mode: Mode = "fan_in"
     * ``"normal"`` / ``"untruncated_normal"``: N(0, scale / n), untruncated (JAX's meaning of "normal");
     * ``"uniform"``: U(-limit, limit), ``limit = sqrt(3 * scale / n)``.
 
-    Fans come from the global shape (``global_shape`` or ``out.shape``) in ``layout``.
+    Fans come from the global shape (``global_shape`` or ``out.shape``) in ``layout``, unless ``fans``
+    gives ``(fan_in, fan_out)`` (for a weight whose fans are not those of the tensor it is stored in,
+    such as the parts of a complex weight or a view of a larger tensor).
 
     Examples:
         >>> import numpy as np, fastinit as fi
@@ -172,8 +184,13 @@ def variance_scaling_(out: np.ndarray, scale: float = 1.0, mode: Mode = "fan_in"
     target = _target(out, global_shape, offset, "variance_scaling_")
     if target is None:
         return out
-    fan_in, fan_out = compute_fans(target.global_shape, layout, in_axis=in_axis, out_axis=out_axis,
-                                   batch_axis=batch_axis)
+    fan_in: float
+    fan_out: float
+    if fans is None:
+        fan_in, fan_out = compute_fans(target.global_shape, layout, in_axis=in_axis, out_axis=out_axis,
+                                       batch_axis=batch_axis)
+    else:
+        fan_in, fan_out = _check_fans(fans)
     n = {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2,
          "fan_geo_avg": math.sqrt(fan_in * fan_out)}[mode]
     variance = scale / n
@@ -388,7 +405,7 @@ _SPARSE_BLOCK = 1 << 21  # rank elements per pass of sparse_
 def sparse_(out: np.ndarray, sparsity: float, std: float = 0.01, *, seed: int | None = None, name: str = "",
             global_shape: Sequence[int] | None = None, offset: Sequence[int] | None = None) -> np.ndarray:
     """Martens (2010) sparse initialization of a 2-d ``(rows, cols)`` weight: N(0, std**2) with exactly
-    ``ceil(sparsity * rows)`` zeros in every column.
+    ``ceil(sparsity * rows)`` zeros in every column (``sparsity`` in [0, 1]; 1 zeroes everything).
 
     Unlike torch's ``randperm``, the zero positions come from the counter stream: column ``j``
     zeroes the rows whose Philox words (stream ``name + "/sparse"``) are smallest, so any shard
@@ -401,8 +418,8 @@ def sparse_(out: np.ndarray, sparsity: float, std: float = 0.01, *, seed: int | 
         [3, 3, 3, 3]
     """
     sparsity = check_real("sparsity", sparsity)
-    if not 0 <= sparsity < 1:
-        raise ValueError(f"sparsity must be in [0, 1), got {sparsity}")
+    if not 0 <= sparsity <= 1:
+        raise ValueError(f"sparsity must be in [0, 1], got {sparsity}")
     target = _target(out, global_shape, offset, "sparse_")
     if target is None:
         return out
@@ -410,10 +427,19 @@ def sparse_(out: np.ndarray, sparsity: float, std: float = 0.01, *, seed: int | 
         raise ValueError(f"sparse_ needs a 2-d weight, got shape {target.global_shape}")
     seed, name = concrete_seed(seed), check_name(name)
     normal_(out, 0.0, std, seed=seed, name=name, global_shape=global_shape, offset=offset)
-    rows, cols = target.global_shape
-    (r0, c0), (h, w) = target.offset, out.shape
-    zeros = math.ceil(sparsity * rows)
-    step = max(1, _SPARSE_BLOCK // rows)  # columns per pass: temporaries stay O(_SPARSE_BLOCK)
+    rows = target.global_shape[0]
+    return sparse_zeros_(out, target.global_shape, target.offset, math.ceil(sparsity * rows), seed, name)
+
+
+def sparse_zeros_(out: np.ndarray, global_shape: Sequence[int], offset: Sequence[int], zeros: int, seed: int,
+                  name: str) -> np.ndarray:
+    """Zero the ``sparse_`` positions of ``out``, the box at ``offset`` of a ``global_shape`` weight (its
+    first two dims; any further dims, such as the real and imaginary parts of a complex weight, are
+    zeroed together): in every column, the ``zeros`` rows with the smallest words of stream
+    ``name + "/sparse"``."""
+    rows, cols = global_shape
+    (r0, c0), (h, w) = offset, out.shape[:2]
+    step = max(1, _SPARSE_BLOCK // max(rows, 1))  # columns per pass: temporaries stay O(_SPARSE_BLOCK)
     for c in range(0, w, step):
         width = min(step, w - c)
         ranks = random_bits_(np.empty((rows, width), np.uint32), seed=seed, name=name + "/sparse",

@@ -26,136 +26,53 @@ Examples:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import replace
 
 import torch
 
-from . import schemes as _schemes
-from ._registry import SCHEMES
+from ._torch_init import (
+    calculate_gain,
+    constant_,
+    deprecated,
+    dirac_,
+    eye_,
+    kaiming_normal_,
+    kaiming_uniform_,
+    normal_,
+    ones_,
+    orthogonal_,
+    sparse_,
+    trunc_normal_,
+    uniform_,
+    xavier_normal_,
+    xavier_uniform_,
+    zeros_,
+)
 from ._torch_modules import SchemeMap, plan, replace_meta_tensors
-from ._torch_tensors import DTYPES, fill_tensor
+from ._torch_patch import patched
+from ._torch_tensors import DTYPES
 from .spec import Spec
 
 __all__ = [
-    "calculate_gain", "constant_", "dirac_", "eye_", "init_module", "kaiming_normal_", "kaiming_uniform_",
-    "materialize", "normal_", "ones_", "orthogonal_", "sparse_", "spec_from_module", "trunc_normal_",
-    "uniform_", "xavier_normal_", "xavier_uniform_", "zeros_",
+    "calculate_gain", "constant_", "dirac_", "eye_", "kaiming_normal_", "kaiming_uniform_", "normal_", "ones_",
+    "orthogonal_", "sparse_", "trunc_normal_", "uniform_", "xavier_normal_", "xavier_uniform_", "zeros_",
+    "init_module", "materialize", "spec_from_module", "patched",
+    "constant", "dirac", "eye", "kaiming_normal", "kaiming_uniform", "normal", "orthogonal", "sparse", "uniform",
+    "xavier_normal", "xavier_uniform",
 ]
 
-calculate_gain = _schemes.calculate_gain
-
-
-def _fill(tensor, scheme: str, params: dict, generator=None, seed=None, name="", global_shape=None, offset=None):
-    function = f"fastinit.torch.{scheme}_"
-    if generator is not None:
-        raise ValueError(f"{function}: fastinit does not draw from torch generators; pass seed= (and name=) "
-                         "for a reproducible stream")
-    core = SCHEMES[scheme]
-
-    def fill(array, box_shape, box_offset):
-        core.fill(array, seed=seed, name=name, global_shape=box_shape, offset=box_offset, **params)
-
-    # deterministic fills (constant_, eye_, dirac_) need no seed, on a DTensor either
-    return fill_tensor(tensor, fill, function, seed if core.draws else 0, global_shape, offset)
-
-
-# ------------------------------------------------------------------ torch.nn.init drop-ins
-# Each takes torch.nn.init's arguments (``generator`` must stay None) plus keyword-only ``seed``
-# (None: the next seed of fastinit's default stream), ``name`` (the stream), and ``global_shape`` /
-# ``offset`` for a plain tensor that holds a box of a larger one.
-def uniform_(tensor: torch.Tensor, a: float = 0.0, b: float = 1.0, generator: torch.Generator | None = None, *,
-             seed: int | None = None, name: str = "", global_shape: Sequence[int] | None = None,
-             offset: Sequence[int] | None = None) -> torch.Tensor:
-    """U[a, b) in place, as ``torch.nn.init.uniform_``."""
-    return _fill(tensor, "uniform", dict(low=a, high=b), generator, seed, name, global_shape, offset)
-
-
-def normal_(tensor: torch.Tensor, mean: float = 0.0, std: float = 1.0, generator: torch.Generator | None = None, *,
-            seed: int | None = None, name: str = "", global_shape: Sequence[int] | None = None,
-            offset: Sequence[int] | None = None) -> torch.Tensor:
-    """N(mean, std**2) in place, as ``torch.nn.init.normal_``."""
-    return _fill(tensor, "normal", dict(mean=mean, std=std), generator, seed, name, global_shape, offset)
-
-
-def trunc_normal_(tensor: torch.Tensor, mean: float = 0.0, std: float = 1.0, a: float = -2.0, b: float = 2.0,
-                  generator: torch.Generator | None = None, *, seed: int | None = None, name: str = "",
-                  global_shape: Sequence[int] | None = None, offset: Sequence[int] | None = None) -> torch.Tensor:
-    """N(mean, std**2) truncated to the absolute interval [a, b], as ``torch.nn.init.trunc_normal_``."""
-    return _fill(tensor, "trunc_normal", dict(mean=mean, std=std, a=a, b=b), generator, seed, name,
-                 global_shape, offset)
-
-
-def xavier_uniform_(tensor: torch.Tensor, gain: float = 1.0, generator: torch.Generator | None = None, *,
-                    seed: int | None = None, name: str = "", global_shape: Sequence[int] | None = None,
-                    offset: Sequence[int] | None = None) -> torch.Tensor:
-    """U(+-gain * sqrt(6 / (fan_in + fan_out))), fans of ``(out, in, *kernel)``."""
-    return _fill(tensor, "xavier_uniform", dict(gain=gain), generator, seed, name, global_shape, offset)
-
-
-def xavier_normal_(tensor: torch.Tensor, gain: float = 1.0, generator: torch.Generator | None = None, *,
-                   seed: int | None = None, name: str = "", global_shape: Sequence[int] | None = None,
-                   offset: Sequence[int] | None = None) -> torch.Tensor:
-    """N(0, gain**2 * 2 / (fan_in + fan_out)), untruncated."""
-    return _fill(tensor, "xavier_normal", dict(gain=gain), generator, seed, name, global_shape, offset)
-
-
-def kaiming_uniform_(tensor: torch.Tensor, a: float = 0.0, mode: str = "fan_in", nonlinearity: str = "leaky_relu",
-                     generator: torch.Generator | None = None, *, seed: int | None = None, name: str = "",
-                     global_shape: Sequence[int] | None = None, offset: Sequence[int] | None = None) -> torch.Tensor:
-    """U(+-gain * sqrt(3 / fan)); ``a=math.sqrt(5)`` is torch's Linear / Conv default."""
-    return _fill(tensor, "kaiming_uniform", dict(a=a, mode=mode, nonlinearity=nonlinearity), generator, seed,
-                 name, global_shape, offset)
-
-
-def kaiming_normal_(tensor: torch.Tensor, a: float = 0.0, mode: str = "fan_in", nonlinearity: str = "leaky_relu",
-                    generator: torch.Generator | None = None, *, seed: int | None = None, name: str = "",
-                    global_shape: Sequence[int] | None = None, offset: Sequence[int] | None = None) -> torch.Tensor:
-    """N(0, gain**2 / fan), untruncated."""
-    return _fill(tensor, "kaiming_normal", dict(a=a, mode=mode, nonlinearity=nonlinearity), generator, seed,
-                 name, global_shape, offset)
-
-
-def orthogonal_(tensor: torch.Tensor, gain: float = 1.0, generator: torch.Generator | None = None, *,
-                seed: int | None = None, name: str = "", global_shape: Sequence[int] | None = None,
-                offset: Sequence[int] | None = None) -> torch.Tensor:
-    """A (semi-)orthogonal matrix of ``(out, prod(rest))`` times ``gain`` (needs the whole tensor's memory)."""
-    return _fill(tensor, "orthogonal", dict(gain=gain), generator, seed, name, global_shape, offset)
-
-
-def sparse_(tensor: torch.Tensor, sparsity: float, std: float = 0.01, generator: torch.Generator | None = None, *,
-            seed: int | None = None, name: str = "", global_shape: Sequence[int] | None = None,
-            offset: Sequence[int] | None = None) -> torch.Tensor:
-    """N(0, std**2) with ``ceil(sparsity * rows)`` zeros per column of a 2-D tensor."""
-    return _fill(tensor, "sparse", dict(sparsity=sparsity, std=std), generator, seed, name, global_shape, offset)
-
-
-def constant_(tensor: torch.Tensor, val: float, *, global_shape: Sequence[int] | None = None,
-              offset: Sequence[int] | None = None) -> torch.Tensor:
-    """Every element ``val``."""
-    return _fill(tensor, "constant", dict(val=val), global_shape=global_shape, offset=offset)
-
-
-def zeros_(tensor: torch.Tensor, *, global_shape: Sequence[int] | None = None,
-           offset: Sequence[int] | None = None) -> torch.Tensor:
-    return _fill(tensor, "zeros", {}, global_shape=global_shape, offset=offset)
-
-
-def ones_(tensor: torch.Tensor, *, global_shape: Sequence[int] | None = None,
-          offset: Sequence[int] | None = None) -> torch.Tensor:
-    return _fill(tensor, "ones", {}, global_shape=global_shape, offset=offset)
-
-
-def eye_(tensor: torch.Tensor, *, global_shape: Sequence[int] | None = None,
-         offset: Sequence[int] | None = None) -> torch.Tensor:
-    """The identity matrix (2-D tensors)."""
-    return _fill(tensor, "eye", {}, global_shape=global_shape, offset=offset)
-
-
-def dirac_(tensor: torch.Tensor, groups: int = 1, *, global_shape: Sequence[int] | None = None,
-           offset: Sequence[int] | None = None) -> torch.Tensor:
-    """The identity convolution (3-, 4- or 5-D tensors), tap ``k // 2``, per group."""
-    return _fill(tensor, "dirac", dict(groups=groups), global_shape=global_shape, offset=offset)
+# torch's deprecated names (a FutureWarning, then the function), as torch.nn.init keeps them
+uniform = deprecated(uniform_)
+normal = deprecated(normal_)
+constant = deprecated(constant_)
+eye = deprecated(eye_)
+dirac = deprecated(dirac_)
+xavier_uniform = deprecated(xavier_uniform_)
+xavier_normal = deprecated(xavier_normal_)
+kaiming_uniform = deprecated(kaiming_uniform_)
+kaiming_normal = deprecated(kaiming_normal_)
+orthogonal = deprecated(orthogonal_)
+sparse = deprecated(sparse_)
 
 
 # --------------------------------------------------------------------------------- modules

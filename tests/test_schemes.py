@@ -195,7 +195,7 @@ def test_delta_orthogonal_layouts_agree():
     assert np.count_nonzero(even[1]) > 0 and np.count_nonzero(even[[0, 2, 3]]) == 0  # tap (k - 1) // 2
 
 
-@pytest.mark.parametrize("rows, sparsity", [(10, 0.1), (10, 0.25), (100, 0.9), (7, 0.0), (1000, 0.5)])
+@pytest.mark.parametrize("rows, sparsity", [(10, 0.1), (10, 0.25), (100, 0.9), (7, 0.0), (1000, 0.5), (9, 1.0)])
 def test_sparse_has_exact_zero_counts_per_column(rows, sparsity):
     w = fi.sparse_(np.empty((rows, 37), np.float32), sparsity, std=0.5, seed=1, name="s")
     assert ((w == 0).sum(axis=0) == math.ceil(sparsity * rows)).all()
@@ -278,7 +278,7 @@ def test_jax_style_factories():
     (lambda: fi.xavier_normal_(np.empty((2, 2)), layout="tf"), ValueError, "layout must be one of 'torch', 'jax'"),
     (lambda: fi.compute_fans((2, 2), in_axis=5), ValueError, "in_axis 5 is out of range"),
     (lambda: fi.compute_fans((2, 2, 2), in_axis=0, out_axis=0), ValueError, "distinct"),
-    (lambda: fi.sparse_(np.empty((4, 4)), 1.0), ValueError, r"sparsity must be in \[0, 1\)"),
+    (lambda: fi.sparse_(np.empty((4, 4)), 1.5), ValueError, r"sparsity must be in \[0, 1\]"),
     (lambda: fi.sparse_(np.empty((4, 4)), -0.1), ValueError, "sparsity"),
     (lambda: fi.sparse_(np.empty((4, 4, 4)), 0.1), ValueError, "2-d"),
     (lambda: fi.dirac_(np.empty((4, 4))), ValueError, "3-, 4- or 5-d"),

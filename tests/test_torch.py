@@ -82,8 +82,14 @@ def test_plain_tensor_box_of_a_larger_tensor():
     assert_bits_equal(shard.numpy(), full[4:8, 3:8])
 
 
+def test_meta_tensors_are_left_alone_but_init_module_says_to_materialize():
+    t = torch.empty(3, 3, device="meta")
+    assert fit.normal_(t, seed=0) is t and t.is_meta  # as torch.nn.init: a no-op
+    with pytest.raises(ValueError, match="meta device.*materialize"):
+        fit.init_module(nn.Linear(3, 3, device="meta"), seed=0)
+
+
 @pytest.mark.parametrize("tensor, error, match", [
-    (lambda: torch.empty(3, 3, device="meta"), ValueError, "meta device.*materialize"),
     (lambda: torch.empty(3, 3, dtype=torch.int32), TypeError, "dtype must be one of"),
     (lambda: np.empty((3, 3), np.float32), TypeError, "must be a torch.Tensor"),
 ])

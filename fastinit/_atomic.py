@@ -35,6 +35,9 @@ def remove(path: str) -> None:
 
 
 def fsync_dir(path: str) -> None:
+    """Make a rename in directory ``path`` durable (a no-op on Windows, which cannot open directories)."""
+    if os.name == "nt":
+        return
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -43,9 +46,14 @@ def fsync_dir(path: str) -> None:
 
 
 def publish(partial: str, path: str) -> None:
-    """Rename the complete ``partial`` to ``path`` (replacing what is there) and make it durable."""
-    if os.path.isdir(partial) or (os.path.isdir(path) and not os.path.islink(path)):
-        remove(path)  # os.replace replaces a file atomically, but not a directory
+    """Rename the complete ``partial`` to ``path`` (replacing what is there) and make it durable.
+
+    A file replaces a file atomically; a directory ``partial`` (an npy checkpoint) first removes what
+    is at ``path``. A file never replaces a directory: that is an ``IsADirectoryError``."""
+    if os.path.isdir(partial) and os.path.lexists(path):
+        remove(path)
+    elif os.path.isdir(path) and not os.path.islink(path):
+        raise IsADirectoryError(f"{path} is a directory; not replacing it with a file")
     os.replace(partial, path)
     fsync_dir(os.path.dirname(os.path.abspath(path)))
 

@@ -7,9 +7,12 @@ Location (the first that is set wins):
 3. the per-user cache directory, ``fastinit/<version>`` under ``$XDG_CACHE_HOME`` (default
    ``~/.cache``) on Linux, ``~/Library/Caches`` on macOS, ``%LOCALAPPDATA%`` on Windows.
 
-Below it, each installed copy of the package has a folder named after the hash of its path, so
-two checkouts never overwrite each other's kernels. Nothing is ever written inside the installed
-package: uninstalling or reinstalling leaves no file behind in ``site-packages``.
+The directory is chosen once, when fastinit is imported. Below it, each installed copy of the
+package, with each Numba and llvmlite version, has a folder named after their hash, so two
+checkouts (or two environments sharing one checkout) never overwrite each other's kernels. Nothing
+is ever written inside the installed package: uninstalling or reinstalling leaves no file behind
+in ``site-packages``. Without a home directory (and neither variable set) nothing is cached: a
+cache in the working directory or a shared temporary one would not be safe to load code from.
 
 Validity: Numba stamps a cache entry with the source of the file that defines the kernel only.
 fastinit's kernels are built from several modules (``KERNEL_MODULES``), so every entry is stamped
@@ -17,8 +20,9 @@ with the hash of all of them plus the Numba and llvmlite versions (``source_stam
 ``_convert.py`` recompiles every kernel, an edit to ``cli.py`` recompiles nothing.
 
 The hook into Numba (``CacheImpl._locator_classes``) is private Numba API. If a Numba release
-moves it, or the cache directory cannot be written, fastinit still works: it compiles in every
-process instead, after one ``RuntimeWarning``.
+moves it, ``NUMBA_CACHE_LOCATOR_CLASSES`` replaces Numba's locator list, or the cache directory
+cannot be written, fastinit still works: it compiles in every process instead, after one
+``RuntimeWarning``. Under ``NUMBA_DISABLE_JIT=1`` nothing is compiled and nothing is set up.
 """
 
 from __future__ import annotations
@@ -44,21 +48,32 @@ PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 KERNEL_MODULES = ("_jit.py", "_philox.py", "_convert.py", "_kernels.py")
 
 
-def _user_cache_root() -> str:
+def _user_cache_root() -> str | None:
+    """The per-user cache root, or None when it cannot be resolved to an absolute path (no home
+    directory): a cache in the working directory or a shared temporary one would not be safe."""
     if sys.platform == "darwin":
-        return os.path.expanduser("~/Library/Caches")
-    if sys.platform == "win32":
-        return os.environ.get("LOCALAPPDATA") or os.path.expanduser("~\\AppData\\Local")
-    return os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
+        root = os.path.expanduser("~/Library/Caches")
+    elif sys.platform == "win32":
+        root = os.environ.get("LOCALAPPDATA") or os.path.expanduser("~\\AppData\\Local")
+    else:
+        xdg = os.environ.get("XDG_CACHE_HOME", "")
+        root = xdg if os.path.isabs(xdg) else os.path.expanduser("~/.cache")  # a relative one is ignored
+    return root if os.path.isabs(root) else None
 
 
 def cache_dir() -> str:
-    """The directory holding this copy of fastinit's compiled kernels (see the module docstring)."""
+    """The directory for this copy of fastinit's compiled kernels (see the module docstring); an
+    ``OSError`` when there is none."""
     base = os.environ.get("FASTINIT_CACHE_DIR") or getattr(numba.config, "CACHE_DIR", "")
-    if not base:
-        base = os.path.join(_user_cache_root(), "fastinit", __version__)
-    return os.path.join(os.path.abspath(os.path.expanduser(base)),
-                        "fastinit-" + hashlib.sha256(PACKAGE_DIR.encode()).hexdigest()[:16])
+    if base:
+        base = os.path.abspath(os.path.expanduser(base))
+    else:
+        root = _user_cache_root()
+        if root is None:
+            raise OSError("no home directory to hold a per-user cache")
+        base = os.path.join(root, "fastinit", __version__)
+    copy = f"{PACKAGE_DIR}\0numba {numba.__version__}\0llvmlite {llvmlite.__version__}"
+    return os.path.join(base, "fastinit-" + hashlib.sha256(copy.encode()).hexdigest()[:16])
 
 
 @functools.cache
@@ -74,12 +89,13 @@ def source_stamp() -> str:
 
 class KernelCacheLocator:
     """A Numba cache locator (the interface of ``numba.core.caching._CacheLocator``) for the
-    kernels of this package: entries in ``cache_dir()``, stamped with ``source_stamp()``."""
+    kernels of this package: entries in the directory ``install`` chose, stamped with ``source_stamp()``."""
 
-    def __init__(self, py_func, py_file: str, path: str):
+    path: str | None = None  # set by install()
+
+    def __init__(self, py_func, py_file: str):
         self._py_file = py_file
         self._lineno = py_func.__code__.co_firstlineno
-        self._path = path
 
     @classmethod
     def from_function(cls, py_func, py_file: str):
@@ -88,14 +104,16 @@ class KernelCacheLocator:
         if os.path.basename(py_file) not in KERNEL_MODULES:
             raise RuntimeError(f"fastinit: {py_file} defines the cached jitted function "
                                f"{py_func.__qualname__} but is not listed in _cache.KERNEL_MODULES")
-        return cls(py_func, py_file, cache_dir())
+        return cls(py_func, py_file)
 
     def ensure_cache_path(self) -> None:
-        os.makedirs(self._path, exist_ok=True)
-        tempfile.TemporaryFile(dir=self._path).close()
+        assert self.path is not None
+        os.makedirs(self.path, exist_ok=True)
+        tempfile.TemporaryFile(dir=self.path).close()
 
     def get_cache_path(self) -> str:
-        return self._path
+        assert self.path is not None
+        return self.path
 
     def get_source_stamp(self) -> str:
         return source_stamp()
@@ -108,6 +126,8 @@ def _locator_classes() -> list:
     """Numba's list of cache locator classes (private API, checked)."""
     from numba.core import caching
 
+    if getattr(numba.config, "CACHE_LOCATOR_CLASSES", ""):
+        raise AttributeError("NUMBA_CACHE_LOCATOR_CLASSES replaces Numba's locator list")
     impl = getattr(caching, "CacheImpl", None) or getattr(caching, "_CacheImpl", None)
     classes = getattr(impl, "_locator_classes", None)
     if not isinstance(classes, list):
@@ -116,8 +136,11 @@ def _locator_classes() -> list:
 
 
 def install() -> bool:
-    """Put ``KernelCacheLocator`` first in Numba's locator list; False (after one warning) when
-    that hook or a writable cache directory is missing, and kernels must not be cached."""
+    """Choose the cache directory once and put ``KernelCacheLocator`` first in Numba's locator list;
+    False (after one warning) when that hook or a writable directory is missing, and kernels must
+    not be cached. Nothing is done when Numba's JIT is disabled."""
+    if getattr(numba.config, "DISABLE_JIT", False):
+        return False
     try:
         classes = _locator_classes()
         path = cache_dir()
@@ -128,6 +151,7 @@ def install() -> bool:
                       "set FASTINIT_CACHE_DIR to a writable directory to cache them", RuntimeWarning,
                       stacklevel=2)
         return False
+    KernelCacheLocator.path = path
     if KernelCacheLocator not in classes:
         classes.insert(0, KernelCacheLocator)
     return True

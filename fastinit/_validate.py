@@ -1,8 +1,9 @@
 """The one home of user-input checks: seeds, names, numbers, choices, shapes, boxes and dtypes.
 
 Every check returns the canonical value (a Python int, a tuple of ints, a float, a NumPy dtype) or
-raises a ``TypeError`` (wrong kind of value) or ``ValueError`` (right kind, bad value) whose message
-names the argument and says what is accepted.
+raises a ``TypeError`` or ``ValueError`` whose message names the argument and says what is accepted
+(``TypeError`` for a value of the wrong kind and for a dtype fastinit does not write, ``ValueError``
+for a bad value and for a choice outside its list).
 """
 
 from __future__ import annotations
@@ -91,14 +92,19 @@ def check_ints(argname: str, value: Any, *, count: int | None = None, below: int
         items = tuple(operator.index(v) for v in items)
     except TypeError:
         what = f"{count} " if count is not None else "a sequence of "
-        bound = f"ints in [0, {below})" if below is not None else "non-negative ints"
+        bound = f"ints in [0, {_power(below)})" if below is not None else "non-negative ints"
         raise TypeError(f"{argname} must be {what}{bound}, got {value!r}") from None
     if count is not None and len(items) != count:
         raise ValueError(f"{argname} must have {count} items, got {value!r}")
     if any(v < 0 for v in items) or (below is not None and any(v >= below for v in items)):
-        bound = f"in [0, {below})" if below is not None else "non-negative"
+        bound = f"in [0, {_power(below)})" if below is not None else "non-negative"
         raise ValueError(f"{argname} must be {bound}, got {items}")
     return items
+
+
+def _power(n: int) -> str:
+    """``n`` as ``2**k`` when it is a large power of two (as the messages state bounds)."""
+    return f"2**{n.bit_length() - 1}" if n >= 1 << 16 and n & (n - 1) == 0 else str(n)
 
 
 def check_shape(shape: Any, argname: str = "shape") -> tuple[int, ...]:
@@ -135,15 +141,14 @@ def check_box(shape: tuple[int, ...], global_shape: Any, offset: Any) -> tuple[t
 
 
 def check_dtype(dtype: Any, accepted: Sequence[str] = FLOAT_NAMES, argname: str = "dtype") -> np.dtype:
-    """``dtype`` (a NumPy dtype, scalar type or exact name such as ``"bfloat16"``) as a NumPy dtype, if
-    its name is ``accepted``."""
-    if isinstance(dtype, str):
-        name = dtype
-    else:
-        try:
-            name = np.dtype(dtype).name
-        except TypeError:
-            name = repr(dtype)
+    """``dtype`` (a NumPy dtype, scalar type or name NumPy knows, or ``"bfloat16"``) as a NumPy dtype,
+    if its name is ``accepted``; ``None`` is not a dtype here (NumPy would read it as float64)."""
+    try:
+        if dtype is None:
+            raise TypeError
+        name = "bfloat16" if str(dtype) == "bfloat16" else np.dtype(dtype).name
+    except TypeError:
+        name = repr(dtype)
     if name not in accepted:
         raise TypeError(f"{argname} must be one of {', '.join(accepted)}, got {name}")
     return numpy_dtype(name)

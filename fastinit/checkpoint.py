@@ -40,7 +40,7 @@ from ._formats import (
     read_checkpoint,
     safetensors_layout,
 )
-from ._validate import check_seed
+from ._validate import check_choice, check_seed
 from ._version import __version__
 from .spec import Spec, TensorSpec, load_spec
 
@@ -240,8 +240,7 @@ def generate(spec: Spec | str | os.PathLike | dict, path: str | os.PathLike, *, 
     spec = spec if isinstance(spec, Spec) else load_spec(spec)
     path = os.fspath(path)
     seed = check_seed(seed)
-    if format not in FORMATS:
-        raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {format!r}")
+    check_choice("format", format, FORMATS)
     for t in spec.tensors:  # before anything is written
         numpy_dtype(t.dtype)  # bfloat16 needs ml_dtypes
         if format != "safetensors":

@@ -11,7 +11,7 @@ every fastinit fill. ``TABLE[framework][scheme].describe`` states the exact dist
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -32,6 +32,11 @@ class Convention:
     describe: str
     fixed: dict = field(default_factory=dict)
     translate: Callable[[dict], dict] = lambda params: params
+    name: str = ""  # "framework.scheme", set when the table is built
+
+    @property
+    def __name__(self) -> str:  # the label fastinit.dask and diagnostics show
+        return self.name
 
     def __call__(self, out: np.ndarray, **params: Any) -> np.ndarray:
         return self.function(out, **self.fixed, **self.translate(params))
@@ -114,7 +119,7 @@ _JAX = {
                                    dict(layout="jax"), _renamed(scale="gain")),
 }
 
-TABLE: dict[str, dict[str, Convention]] = {
+_TABLE: dict[str, dict[str, Convention]] = {
     "torch": {
         "uniform": Convention(uniform_, "U[a, b), default [0, 1)", translate=_renamed(a="low", b="high")),
         "normal": Convention(normal_, "N(mean, std^2), default N(0, 1)"),
@@ -151,6 +156,10 @@ TABLE: dict[str, dict[str, Convention]] = {
     "jax": _JAX,
     "flax": {**_JAX, "default_kernel": Convention(
         S.lecun_normal_, f"lecun_normal: variance 1 / fan_in, {_TRUNC} (Dense / Conv default)", dict(layout="jax"))},
+}
+TABLE: dict[str, dict[str, Convention]] = {
+    framework: {scheme: replace(convention, name=f"{framework}.{scheme}") for scheme, convention in table.items()}
+    for framework, table in _TABLE.items()
 }
 """``TABLE[framework][scheme]``: each framework's schemes (``"torch"``, ``"keras"``, ``"jax"``, ``"flax"``)."""
 

@@ -64,7 +64,7 @@ def init(shape: Sequence[int], scheme: str | Callable, dtype: Any = "float32", *
         with prefixed(f"fastinit.dask.{scheme}"):
             filler.check(params, shape, dtype.name)
     chunks = da.core.normalize_chunks(chunks, shape, dtype=dtype)
-    key = f"fastinit-{filler.name}-" + da.core.tokenize(shape, dtype, chunks, filler.name, kw)
+    key = f"fastinit-{filler.name}-" + da.core.tokenize(shape, dtype, chunks, filler.name, filler.function, kw)
     starts = [tuple(itertools.accumulate((0, *c[:-1]))) for c in chunks]
     graph: dict[Any, Any] = {
         (key, *index): (_block, filler, tuple(c[i] for c, i in zip(chunks, index)), dtype, shape,

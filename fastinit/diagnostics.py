@@ -38,7 +38,7 @@ import numpy as np
 
 from ._atomic import atomic_output
 from ._registry import lookup, prefixed
-from ._validate import check_positive_int, check_seed
+from ._validate import check_ints, check_positive_int, check_seed
 from .distributions import normal_
 
 __all__ = ["ACTIVATIONS", "Activation", "Propagation", "Recommendation", "alternatives", "gaussian_expectation",
@@ -134,18 +134,17 @@ class Propagation:
 
 
 def _check(widths, activation, batch, instances, seed) -> tuple[int, ...]:
-    if isinstance(widths, (str, bytes)) or not isinstance(widths, Sequence):
-        raise TypeError(f"widths must be a sequence of positive ints, got {widths!r}")
+    widths = check_ints("widths", widths)
     if len(widths) < 2:
         raise ValueError(f"widths must list at least 2 widths (input and one layer), got {list(widths)}")
-    if not all(isinstance(w, (int, np.integer)) and not isinstance(w, bool) and w > 0 for w in widths):
+    if not all(w > 0 for w in widths):
         raise ValueError(f"widths must be positive ints, got {list(widths)}")
     if activation not in ACTIVATIONS:
         raise ValueError(f"unknown activation {activation!r}; known: {', '.join(ACTIVATIONS)}")
     check_positive_int("batch", batch)
     check_positive_int("instances", instances)
     check_seed(seed)
-    return tuple(int(w) for w in widths)
+    return widths
 
 
 def _theory(widths, activation, second_moments, batch):

@@ -25,7 +25,7 @@ import numpy as np
 from ._dtypes import FLOAT_NAMES
 from ._streams import concrete_seed
 from ._target import Target
-from ._validate import check_choice, check_name, check_positive_int, check_real
+from ._validate import check_choice, check_name, check_positive_int, check_real, check_shape
 from .distributions import normal_, random_bits_, trunc_normal_, uniform_
 
 __all__ = [
@@ -100,7 +100,7 @@ def compute_fans(shape: Sequence[int], layout: Layout = "torch", *, in_axis: int
         ((27, 576), (27, 576))
     """
     check_choice("layout", layout, LAYOUTS)
-    shape = tuple(operator.index(n) for n in shape)
+    shape = check_shape(shape)
     if len(shape) < 2:
         raise ValueError(f"fan-based schemes need a weight with at least 2 dims, got shape {shape}")
     ndim = len(shape)

@@ -103,15 +103,23 @@ class Spec:
     def with_dtype(self, dtype: str) -> Spec:
         """Every tensor in ``dtype`` (the CLI's ``--dtype``)."""
         with prefixed("--dtype"):
-            check_dtype(dtype, DTYPES)
+            dtype = _dtype_name(dtype)
         return Spec(tuple(TensorSpec(t.name, t.shape, dtype, t.init, t.params) for t in self.tensors))
+
+
+def _dtype_name(dtype: Any) -> str:
+    """A spec's dtype: one of the exact names in ``DTYPES`` (no aliases such as "f4")."""
+    if dtype not in DTYPES:
+        raise TypeError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+    check_dtype(dtype, DTYPES)  # bfloat16 needs ml_dtypes
+    return dtype
 
 
 def check_tensor(name: str, shape: Any, dtype: Any, init: Any, params: Mapping[str, Any]) -> TensorSpec:
     """A validated tensor entry; every error is a ``ValueError`` that names the tensor."""
     with prefixed(f"tensor {name!r}"):
         dims = check_shape(shape)
-        dtype = check_dtype(dtype, DTYPES).name
+        dtype = _dtype_name(dtype)
         if not isinstance(init, str):
             raise TypeError(f"init must be a scheme name such as 'normal', got {init!r}")
         lookup(init, "init").check(params, dims, dtype)

@@ -69,3 +69,12 @@ def test_distributed_zarr_write(tmp_path):
     assert len(pids) == 2
     stored = zarr.open_array(str(tmp_path / "w.zarr"), mode="r")[...]
     assert_bits_equal(stored, fi.kaiming_normal_(np.empty(shape, np.float32), seed=5, name="layer.weight"))
+
+
+def test_arrays_of_different_conventions_never_share_a_graph_key():
+    he, lecun = fi.conventions.jax.he_normal, fi.conventions.jax.lecun_normal
+    a, b = fid.init((4, 4), he, seed=0, name="w"), fid.init((4, 4), lecun, seed=0, name="w")
+    assert a.name != b.name and a.name.startswith("fastinit-jax.he_normal-")
+    both = da.stack([a, b]).compute()
+    assert_bits_equal(both[0], he(np.empty((4, 4), np.float32), seed=0, name="w"))
+    assert_bits_equal(both[1], lecun(np.empty((4, 4), np.float32), seed=0, name="w"))

@@ -250,6 +250,11 @@ def test_init_memmap_is_atomic_and_refuses_to_overwrite(tmp_path):
         fi.init((2, 2), "normal", path=tmp_path / "bad.npy", std=-1.0)
     assert not (tmp_path / "bad.npy").exists() and not (tmp_path / "bad.npy.partial").exists()
     assert fi.init((2, 2), "ones", path=path, overwrite=True).sum() == 4
+    folder = tmp_path / "a-directory"
+    (folder / "inside").mkdir(parents=True)
+    with pytest.raises(IsADirectoryError):
+        fi.init((2, 2), "ones", path=folder, overwrite=True)  # never replaces a directory with a file
+    assert (folder / "inside").is_dir() and not (tmp_path / "a-directory.partial").exists()
 
 
 def test_jax_style_factories():

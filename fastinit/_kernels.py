@@ -30,6 +30,7 @@ from ._convert import (
     box_muller_f64,
     f32_to_bf16_bits,
     f32_to_f16_bits,
+    log_f64,
     normal_ppf,
     radius_f32,
     radius_f32_reduced,
@@ -389,3 +390,11 @@ def box_filler(fill: int, store: int):
                 t = claim_next(next_task)
 
     return fill_box
+
+
+@kernel_jit
+def neg_log1m_(x):
+    """``x[i] = -ln(1 - x[i])`` in place for a float64 array with values in [0, 1), by the fixed
+    polynomial log (the same bits on every CPU): the inverse CDF of a truncated exponential."""
+    for i in range(x.size):
+        x[i] = -log_f64(1.0 - x[i])

@@ -5,7 +5,10 @@ Every name of ``jax.nn.initializers`` is here with JAX's own signature and seman
 = U[0, scale), ``truncated_normal`` bounds in std units, ``orthogonal(column_axis)``): a factory such
 as ``he_normal()`` returns ``init(key, shape, dtype=None, out_sharding=None) -> jax.Array`` on the
 default device, usable wherever JAX or Flax take an initializer (``nn.Dense(..., kernel_init=...)``).
-Factories take one extra keyword, ``name`` (the fastinit stream; default ``""``).
+Factories take one extra keyword, ``name`` (the fastinit stream; default ``""``). Around the values,
+JAX's behaviour: complex dtypes with JAX's distributions (``fastinit._complex``), fans as JAX
+computes them (explicit axes on 0-D and 1-D shapes), array hyperparameters, every dtype for the
+constant initializers, JAX's exception classes.
 
 ``key`` is an int seed or a JAX PRNG key (typed ``jax.random.key(s)`` or raw ``jax.random.PRNGKey(s)``).
 A key's data words ``w`` become the fastinit seed: ``w[0] * 2**32 + w[1]`` for the two words of a
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -31,10 +35,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ._complex import complex_disk_, complex_normal_, complex_truncated_normal_
 from ._dtypes import FLOAT_NAMES
-from ._validate import check_dtype, check_seed, check_shape
+from ._validate import check_real, check_seed, check_shape
 from .conventions import TABLE
 from .initializers import init as _init
+from .schemes import delta_orthogonal_tensor, orthogonal_tensor, variance_scaling_
 
 __all__ = [
     "Initializer", "Factory", "seed_of_key",
@@ -79,8 +85,18 @@ def _key_words(key):
     return key
 
 
+class JaxDtypeError(TypeError, ValueError):
+    """A dtype the initializer does not draw (JAX raises ``ValueError``; fastinit's checks ``TypeError``)."""
+
+
 def _dtype(dtype: Any) -> np.dtype:
-    return check_dtype(np.dtype(jax.dtypes.canonicalize_dtype(float if dtype is None else dtype)), FLOAT_NAMES)
+    """JAX's canonical dtype (float64 becomes float32 unless x64 is on); ``None``: JAX's default float."""
+    return np.dtype(jax.dtypes.canonicalize_dtype(float if dtype is None else dtype))
+
+
+def _number(value: Any) -> Any:
+    """A 0-d array (JAX or NumPy) as its Python number: JAX's hyperparameters may be arrays."""
+    return value.item() if isinstance(value, (jax.Array, np.ndarray, np.generic)) and np.ndim(value) == 0 else value
 
 
 def _run(key, shape: tuple[int, ...], dtype: np.dtype, make: Callable[[int], np.ndarray]) -> jax.Array:
@@ -93,27 +109,114 @@ def _run(key, shape: tuple[int, ...], dtype: np.dtype, make: Callable[[int], np.
     return jnp.asarray(make(seed_of_key(np.asarray(words))))
 
 
-def _initializer(scheme: str, params: dict, default_dtype, name: str, column_axis: int = -1):
-    convention = TABLE["jax"][_ALIASES.get(scheme, scheme)]
+def jax_fans(shape: tuple[int, ...], in_axis: Any = -2, out_axis: Any = -1,
+             batch_axis: Any = ()) -> tuple[float, float]:
+    """``(fan_in, fan_out)`` as ``jax.nn.initializers`` computes them: the sizes of ``in_axis`` and
+    ``out_axis`` (an int or a sequence of axes, empty for none) times the receptive field, every
+    axis in none of the three; shapes under 2-D need explicit axes."""
+    if isinstance(in_axis, int) and in_axis == -2 and len(shape) <= 1:
+        raise ValueError(f"Can't compute input and output sizes of a {len(shape)}-dimensional weights tensor with "
+                         "default in_axis. Must be at least 2D or specify in_axis explicitly.")
 
-    def init(key: Any, shape: Sequence[int], dtype: Any = None, out_sharding: Any = None) -> jax.Array:
-        shape = check_shape(shape)
-        dtype = _dtype(default_dtype if dtype is None else dtype)
+    def size(axes: Any) -> int:
+        return shape[axes] if isinstance(axes, int) else math.prod(shape[a] for a in axes)
+
+    receptive = math.prod(shape) / size(in_axis) / size(out_axis) / size(batch_axis)
+    return size(in_axis) * receptive, size(out_axis) * receptive
+
+
+def _complex_view(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """A real view of a new complex array: ``(*shape, 2)`` parts of the part dtype."""
+    return np.empty((*shape, 2), np.float32 if dtype == np.complex64 else np.float64)
+
+
+def _as_complex(view: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    return view.view(dtype)[..., 0]
+
+
+def _variance_scaling(params: dict, shape: tuple[int, ...], dtype: np.dtype, name: str) -> Callable[[int], np.ndarray]:
+    """JAX's variance scaling (fans by JAX's rule; complex dtypes as JAX draws them)."""
+    scale, mode, distribution = params.pop("scale"), params.pop("mode"), params.pop("distribution")
+    fans = jax_fans(shape, params.pop("in_axis", -2), params.pop("out_axis", -1), params.pop("batch_axis", ()))
+    scale = check_real("scale", _number(scale))
+    denominators = {"fan_in": fans[0], "fan_out": fans[1], "fan_avg": (fans[0] + fans[1]) / 2,
+                    "fan_geo_avg": math.sqrt(fans[0] * fans[1])}
+    if mode not in denominators:
+        raise ValueError(f"invalid mode for variance scaling initializer: {mode}")
+    if denominators[mode] == 0:
+        raise ZeroDivisionError(f"variance_scaling of a {shape} weight: {mode} is 0")
+    if dtype.name in FLOAT_NAMES:
+        return lambda seed: _init(shape, variance_scaling_, dtype, seed=seed, name=name, scale=scale, mode=mode,
+                                  distribution=distribution, fans=fans)
+    std = math.sqrt(scale / denominators[mode])
+    draw: Callable[..., np.ndarray]
+    if distribution == "truncated_normal":
+        draw, std = complex_truncated_normal_, std / _TRUNCATED_COMPLEX_STD
+    elif distribution == "normal":
+        draw = complex_normal_
+    elif distribution == "uniform":
+        draw = complex_disk_
+    else:
+        raise ValueError(f"invalid distribution for variance scaling initializer: {distribution}")
+    return lambda seed: _as_complex(draw(_complex_view(shape, dtype), std, seed=seed, name=name), dtype)
+
+
+#: std of a complex standard normal whose modulus is cut at 2 (JAX's constant)
+_TRUNCATED_COMPLEX_STD = 0.95311164380491208
+_VARIANCE_SCALING = ("glorot_uniform", "glorot_normal", "he_uniform", "he_normal", "lecun_uniform", "lecun_normal",
+                     "variance_scaling")
+_CONSTANT = ("zeros", "ones", "constant")
+_REAL_ONLY = ("uniform", "truncated_normal")  # JAX draws these in float dtypes only
+
+
+def _maker(scheme: str, params: dict, shape: tuple[int, ...], dtype: np.dtype, name: str,
+           column_axis: int) -> Callable[[int], np.ndarray]:
+    """``make(seed) -> np.ndarray``: JAX's initializer ``scheme`` with ``params`` for one shape and dtype."""
+    base = _ALIASES.get(scheme, scheme)
+    convention = TABLE["jax"][base]
+    params = {k: _number(v) for k, v in params.items()}
+    complex_ = dtype.name in ("complex64", "complex128")
+    if not (dtype.name in FLOAT_NAMES or complex_) or (complex_ and base in _REAL_ONLY):
+        kinds = "a float" if base in _REAL_ONLY else "a float or complex"
+        raise JaxDtypeError(f"dtype argument to `{base}` must be {kinds} dtype, got {dtype.name}")
+    if base in _VARIANCE_SCALING:
+        return _variance_scaling({**convention.fixed, **params}, shape, dtype, name)
+    if complex_ and base == "normal":
+        stddev = check_real("stddev", params.get("stddev", 1e-2))
+        return lambda seed: _as_complex(complex_normal_(_complex_view(shape, dtype), stddev, seed=seed, name=name),
+                                        dtype)
+    if base in _ORTHOGONAL:
         axis = column_axis % len(shape) if shape else 0
-        if scheme in _ORTHOGONAL and shape and axis != len(shape) - 1:
-            if scheme == "delta_orthogonal":
-                raise ValueError("delta_orthogonal supports only column_axis=-1")
-            columns_last = shape[:axis] + shape[axis + 1:] + (shape[axis],)
+        if shape and axis != len(shape) - 1 and base == "delta_orthogonal":
+            raise ValueError("delta_orthogonal supports only column_axis=-1")
+        columns_last = shape[:axis] + shape[axis + 1:] + (shape[axis],) if shape else shape
+        if complex_:
+            tensor = orthogonal_tensor if base == "orthogonal" else delta_orthogonal_tensor
+            gain = check_real("scale", params.get("scale", 1.0))
 
-            def make(seed):  # JAX's orthogonal: columns along column_axis
-                out = _init(columns_last, convention, dtype, seed=seed, name=name, **params)
-                return np.ascontiguousarray(np.moveaxis(out, -1, axis))
+            def full(seed: int) -> np.ndarray:
+                return tensor(columns_last, gain, "jax", seed, name, complex_=True).astype(dtype)
         else:
 
-            def make(seed):
-                return _init(shape, convention, dtype, seed=seed, name=name, **params)
+            def full(seed: int) -> np.ndarray:
+                return _init(columns_last, convention, dtype, seed=seed, name=name, **params)
 
-        array = _run(key, shape, dtype, make)
+        return lambda seed: np.ascontiguousarray(np.moveaxis(full(seed), -1, axis)) if shape else full(seed)
+    return lambda seed: _init(shape, convention, dtype, seed=seed, name=name, **params)
+
+
+def _initializer(scheme: str, params: dict, default_dtype: Any, name: str, column_axis: int = -1) -> Initializer:
+    convention = TABLE["jax"][_ALIASES.get(scheme, scheme)]
+
+    # as in JAX: the factory's dtype is the default; an explicit None means JAX's default float
+    def init(key: Any, shape: Sequence[int], dtype: Any = default_dtype, out_sharding: Any = None) -> jax.Array:
+        shape = check_shape(shape)
+        dtype = _dtype(dtype)
+        if scheme in _CONSTANT and dtype.name not in FLOAT_NAMES:  # integers, bools, complex: JAX's own
+            array = getattr(jax.nn.initializers, scheme)
+            array = array(key, shape, dtype) if scheme != "constant" else array(**params)(key, shape, dtype)
+        else:
+            array = _run(key, shape, dtype, _maker(scheme, params, shape, dtype, name, column_axis))
         return array if out_sharding is None else jax.device_put(array, out_sharding)
 
     init.__name__ = scheme

@@ -314,14 +314,53 @@ def _store(target: Target, full_or_box: np.ndarray) -> None:
     target.out[...] = values.astype(target.dtype)
 
 
-def _orthogonal_matrix(rows: int, cols: int, gain: float, seed: int, name: str) -> np.ndarray:
-    """A (rows, cols) matrix with orthonormal rows or columns, times ``gain``, in float64: QR of a
-    Gaussian matrix drawn from the stream ``(seed, name)`` as a (max, min)-shaped tensor, signs fixed
-    so that R has a positive diagonal (Saxe et al. 2014; torch and JAX do the same)."""
+def _orthogonal_matrix(rows: int, cols: int, gain: float, seed: int, name: str, complex_: bool) -> np.ndarray:
+    """A (rows, cols) matrix with orthonormal rows or columns, times ``gain``, in float64 (complex128
+    with ``complex_``): QR of a Gaussian matrix drawn from the stream ``(seed, name)`` as a (max,
+    min)-shaped tensor, each column's phase fixed so that R has a positive real diagonal (Saxe et
+    al. 2014; torch and JAX do the same). A complex Gaussian is the real view ``(max, min, 2)`` drawn
+    with variance 1/2 per part (a standard complex normal)."""
     tall = (max(rows, cols), min(rows, cols))
-    q, r = np.linalg.qr(normal_(np.empty(tall, np.float64), seed=seed, name=name))
-    q *= np.where(np.diag(r) < 0, -1.0, 1.0)
+    if complex_:
+        gaussian = normal_(np.empty((*tall, 2)), 0.0, math.sqrt(0.5), seed=seed, name=name).view(np.complex128)[..., 0]
+        q, r = np.linalg.qr(gaussian)
+        d = np.diag(r)
+        q *= np.where(d == 0, 1.0, d / np.where(d == 0, 1.0, np.abs(d)))
+    else:
+        q, r = np.linalg.qr(normal_(np.empty(tall, np.float64), seed=seed, name=name))
+        q *= np.where(np.diag(r) < 0, -1.0, 1.0)
     return gain * (q if rows >= cols else q.T)
+
+
+def orthogonal_tensor(shape: tuple[int, ...], gain: float, layout: str, seed: int | None, name: str,
+                      complex_: bool = False) -> np.ndarray:
+    """The whole tensor of ``orthogonal_`` (float64, or complex128 with ``complex_``)."""
+    if len(shape) < 2:
+        raise ValueError(f"orthogonal_ needs at least 2 dims, got shape {shape}")
+    rows, cols = (shape[0], math.prod(shape[1:])) if layout == "torch" else (math.prod(shape[:-1]), shape[-1])
+    return _orthogonal_matrix(rows, cols, gain, concrete_seed(seed), check_name(name), complex_).reshape(shape)
+
+
+def delta_orthogonal_tensor(shape: tuple[int, ...], gain: float, layout: str, seed: int | None, name: str,
+                            complex_: bool = False) -> np.ndarray:
+    """The whole tensor of ``delta_orthogonal_`` (float64, or complex128 with ``complex_``)."""
+    if len(shape) not in (3, 4, 5):
+        raise ValueError(f"delta_orthogonal_ needs a 3-, 4- or 5-d kernel, got shape {shape}")
+    if layout == "torch":
+        n_out, n_in, kernel = shape[0], shape[1], shape[2:]
+    else:
+        kernel, n_in, n_out = shape[:-2], shape[-2], shape[-1]
+    if n_in > n_out:
+        raise ValueError(f"delta_orthogonal_ needs in <= out channels, got in={n_in}, out={n_out}")
+    matrix = _orthogonal_matrix(n_in, n_out, gain, concrete_seed(seed), check_name(name), complex_)
+    center = tuple((k - 1) // 2 for k in kernel)
+    full = np.zeros(shape, matrix.dtype)
+    if layout == "torch":
+        taps: tuple[Any, ...] = (slice(None), slice(None), *center)
+        full[taps] = matrix.T
+    else:
+        full[center] = matrix
+    return full
 
 
 def _orthogonal_target(out, gain, layout, global_shape, offset, scheme: str):
@@ -351,11 +390,7 @@ def orthogonal_(out: np.ndarray, gain: float = 1.0, *, layout: Layout = "torch",
     gain, target = _orthogonal_target(out, gain, layout, global_shape, offset, "orthogonal_")
     if target is None:
         return out
-    shape = target.global_shape
-    if len(shape) < 2:
-        raise ValueError(f"orthogonal_ needs at least 2 dims, got shape {shape}")
-    rows, cols = (shape[0], math.prod(shape[1:])) if layout == "torch" else (math.prod(shape[:-1]), shape[-1])
-    full = _orthogonal_matrix(rows, cols, gain, concrete_seed(seed), check_name(name)).reshape(shape)
+    full = orthogonal_tensor(target.global_shape, gain, layout, seed, name)
     _store(target, full[target.box])
     return out
 
@@ -378,23 +413,7 @@ def delta_orthogonal_(out: np.ndarray, gain: float = 1.0, *, layout: Layout = "t
     gain, target = _orthogonal_target(out, gain, layout, global_shape, offset, "delta_orthogonal_")
     if target is None:
         return out
-    shape = target.global_shape
-    if len(shape) not in (3, 4, 5):
-        raise ValueError(f"delta_orthogonal_ needs a 3-, 4- or 5-d kernel, got shape {shape}")
-    if layout == "torch":
-        n_out, n_in, kernel = shape[0], shape[1], shape[2:]
-    else:
-        kernel, n_in, n_out = shape[:-2], shape[-2], shape[-1]
-    if n_in > n_out:
-        raise ValueError(f"delta_orthogonal_ needs in <= out channels, got in={n_in}, out={n_out}")
-    matrix = _orthogonal_matrix(n_in, n_out, gain, concrete_seed(seed), check_name(name))
-    center = tuple((k - 1) // 2 for k in kernel)
-    full = np.zeros(shape)
-    if layout == "torch":
-        taps = (slice(None), slice(None), *center)
-        full[taps] = matrix.T
-    else:
-        full[center] = matrix
+    full = delta_orthogonal_tensor(target.global_shape, gain, layout, seed, name)
     _store(target, full[target.box])
     return out
 

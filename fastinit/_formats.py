@@ -2,8 +2,10 @@
 
 ``safetensors`` and ``npy`` are "files made of a header and raw little-endian C-order tensor data",
 described by a ``Layout``, so one writer fills them: ``safetensors`` is one file whose JSON header
-lists every tensor; ``npy`` is a directory with one ``.npy`` file per tensor and a ``fastinit.json``
-manifest. ``zarr`` is a zarr v3 group with one chunked array per tensor, written through zarr-python.
+lists every tensor, or a directory of shards named and split as Hugging Face's ``save_pretrained``
+does (``model-00001-of-0000N.safetensors`` and ``model.safetensors.index.json``); ``npy`` is a
+directory with one ``.npy`` file per tensor and a ``fastinit.json`` manifest. ``zarr`` is a zarr v3
+group with one chunked array per tensor, written through zarr-python.
 """
 
 from __future__ import annotations
@@ -19,39 +21,97 @@ from typing import Any
 import numpy as np
 
 from ._dtypes import DTYPES, FLOAT_NAMES, raw_dtype
-from .spec import Spec
+from .spec import Spec, TensorSpec
 
 _FROM_SAFETENSORS = {DTYPES[name].safetensors: name for name in FLOAT_NAMES}
 MANIFEST = "fastinit.json"
+INDEX = "model.safetensors.index.json"
+SHARD = "model{suffix}.safetensors"
 
 
 @dataclass(frozen=True)
 class Layout:
     """``files[k] = (relative path, header bytes)`` (relative path ``""``: the checkpoint is one
-    file); tensor ``i`` is stored in file ``places[i][0]`` from byte ``places[i][1]``."""
+    file); tensor ``i`` is stored in file ``places[i][0]`` from byte ``places[i][1]``; ``closing``
+    files (a manifest, an index) are written whole once every tensor is."""
 
     files: tuple[tuple[str, bytes], ...]
     places: tuple[tuple[int, int], ...]
     sizes: tuple[int, ...]  # each file's final size in bytes
+    closing: tuple[tuple[str, bytes], ...] = ()
 
 
-def safetensors_layout(spec: Spec, metadata: dict[str, str]) -> Layout:
+def _safetensors_header(tensors: list[TensorSpec], metadata: dict[str, str]) -> bytes:
     """The safetensors header: u64 little-endian length, then JSON (padded with spaces so the data
     starts 8-byte aligned) with each tensor's dtype, shape and [begin, end) data offsets."""
     header: dict[str, Any] = {"__metadata__": metadata}
     begin = 0
-    for t in spec.tensors:
+    for t in tensors:
         header[t.name] = {"dtype": DTYPES[t.dtype].safetensors, "shape": list(t.shape),
                           "data_offsets": [begin, begin + t.nbytes]}
         begin += t.nbytes
     text = json.dumps(header, separators=(",", ":")).encode()
     text += b" " * (-len(text) % 8)
-    head = struct.pack("<Q", len(text)) + text
+    return struct.pack("<Q", len(text)) + text
+
+
+def safetensors_layout(spec: Spec, metadata: dict[str, str]) -> Layout:
+    """One safetensors file holding every tensor of ``spec``."""
+    head = _safetensors_header(list(spec.tensors), metadata)
     places, start = [], len(head)
     for t in spec.tensors:
         places.append((0, start))
         start += t.nbytes
     return Layout((("", head),), tuple(places), (start,))
+
+
+def shards(spec: Spec, max_shard_size: int) -> list[list[int]]:
+    """The tensors (indices into ``spec``) of each shard, as Hugging Face splits a state dict: in
+    order, a new shard when the next tensor would pass ``max_shard_size`` bytes, a tensor larger than
+    that in a shard of its own."""
+    split: list[list[int]] = []
+    current: list[int] = []
+    size = 0
+    for i, t in enumerate(spec.tensors):
+        if t.nbytes > max_shard_size:
+            split.append([i])
+            continue
+        if size + t.nbytes > max_shard_size:
+            split.append(current)
+            current, size = [], 0
+        current.append(i)
+        size += t.nbytes
+    if current or not split:
+        split.append(current)
+    return [s for s in split if s] or [[]]
+
+
+def sharded_layout(spec: Spec, metadata: dict[str, str], max_shard_size: int) -> Layout:
+    """A directory of safetensors shards named as Hugging Face names them, with the index when there
+    is more than one. The index's ``metadata`` holds ``total_size``, ``total_parameters`` and the
+    fastinit metadata (the spec); each shard's header holds the metadata without the spec."""
+    split = shards(spec, max_shard_size)
+    if len(split) == 1:
+        return _files(spec, split, [SHARD.format(suffix="")], [metadata], ())
+    names = [SHARD.format(suffix=f"-{k + 1:05d}-of-{len(split):05d}") for k in range(len(split))]
+    short = {k: v for k, v in metadata.items() if k != "fastinit.spec"}
+    index = {"metadata": {"total_size": spec.nbytes, "total_parameters": spec.parameters, **metadata},
+             "weight_map": {spec.tensors[i].name: names[k] for k, part in enumerate(split) for i in part}}
+    return _files(spec, split, names, [short] * len(split), ((INDEX, manifest_bytes(index)),))
+
+
+def _files(spec: Spec, split: list[list[int]], names: list[str], metadata: list[dict[str, str]],
+           closing: tuple[tuple[str, bytes], ...]) -> Layout:
+    files, places, sizes = [], [(0, 0)] * len(spec.tensors), []
+    for k, (part, name, meta) in enumerate(zip(split, names, metadata)):
+        head = _safetensors_header([spec.tensors[i] for i in part], meta)
+        start = len(head)
+        for i in part:
+            places[i] = (k, start)
+            start += spec.tensors[i].nbytes
+        files.append((name, head))
+        sizes.append(start)
+    return Layout(tuple(files), tuple(places), tuple(sizes), closing)
 
 
 def npy_file_name(name: str) -> str:
@@ -71,18 +131,17 @@ def _npy_header(shape, dtype_name: str) -> bytes:
 
 
 def npy_layout(spec: Spec, metadata: dict[str, str]) -> Layout:
-    files = [(MANIFEST, b"")]  # the manifest is written whole at the end, see manifest_bytes
-    places, sizes = [], [0]
+    files, places, sizes = [], [], []
     for t in spec.tensors:
         head = _npy_header(t.shape, t.dtype)
         files.append((npy_file_name(t.name), head))
         places.append((len(files) - 1, len(head)))
         sizes.append(len(head) + t.nbytes)
-    return Layout(tuple(files), tuple(places), tuple(sizes))
+    return Layout(tuple(files), tuple(places), tuple(sizes), ((MANIFEST, manifest_bytes(metadata)),))
 
 
-def manifest_bytes(metadata: dict[str, str]) -> bytes:
-    return json.dumps(metadata, indent=1, sort_keys=True).encode() + b"\n"
+def manifest_bytes(data: dict[str, Any]) -> bytes:
+    return json.dumps(data, indent=1, sort_keys=True).encode() + b"\n"
 
 
 # --------------------------------------------------------------------------------- reading
@@ -178,11 +237,37 @@ def read_zarr(path: str) -> tuple[dict[str, str], list[StoredTensor]]:
     return metadata, tensors
 
 
+def read_sharded(path: str) -> tuple[dict[str, str], list[StoredTensor]]:
+    """A directory of safetensors shards: the index's metadata, and every tensor in weight-map order
+    (a directory holding only ``model.safetensors``: that file)."""
+    index_path = os.path.join(path, INDEX)
+    if not os.path.exists(index_path):
+        return read_safetensors(os.path.join(path, SHARD.format(suffix="")))
+    try:
+        with open(index_path, "rb") as file:
+            index = json.load(file)
+        weight_map, metadata = index["weight_map"], index.get("metadata", {})
+        if not isinstance(weight_map, dict) or not isinstance(metadata, dict):
+            raise TypeError
+    except (ValueError, KeyError, TypeError):
+        raise ValueError(f"{index_path} is not a safetensors index (JSON with a weight_map)") from None
+    stored: dict[str, StoredTensor] = {}
+    for shard in dict.fromkeys(weight_map.values()):
+        _, tensors = read_safetensors(os.path.join(path, os.path.basename(shard)))
+        stored.update((t.name, t) for t in tensors)
+    missing = [name for name in weight_map if name not in stored]
+    if missing:
+        raise ValueError(f"{path}: the index lists tensors no shard holds: {', '.join(missing[:5])}")
+    return {k: str(v) for k, v in metadata.items()}, [stored[name] for name in weight_map]
+
+
 def read_checkpoint(path: str) -> tuple[str, dict[str, str], list[StoredTensor]]:
     """``(format, metadata, tensors)`` of a checkpoint written by fastinit."""
     if os.path.isdir(path):
         if os.path.exists(os.path.join(path, "zarr.json")):
             return "zarr", *read_zarr(path)
+        if os.path.exists(os.path.join(path, INDEX)) or os.path.exists(os.path.join(path, SHARD.format(suffix=""))):
+            return "safetensors", *read_sharded(path)
         return "npy", *read_npy_dir(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"{path} does not exist")

@@ -16,6 +16,7 @@ variance is ``std**2``; fans are those of the complex tensor.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import math
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -84,9 +85,17 @@ def _check_dim(tensor: torch.Tensor, dims: Sequence[int], message: str) -> None:
         raise ValueError(message)
 
 
+#: while set, the drop-ins hand each fill they would make to this function instead of making it, on
+#: meta tensors too: ``record(tensor, fill, params, seed, name, global_shape, offset)`` (how
+#: ``fastinit.transformers`` records a model's own initialization as a checkpoint spec)
+RECORDER: contextvars.ContextVar[Callable[..., None] | None] = contextvars.ContextVar("fastinit_recorder",
+                                                                                      default=None)
+
+
 def _is_meta(tensor: torch.Tensor) -> bool:
-    """Whether the tensor (or a DTensor's local shard) has no storage: torch's fills are no-ops there."""
-    return isinstance(tensor, torch.Tensor) and local_tensor(tensor).is_meta
+    """Whether the tensor (or a DTensor's local shard) has no storage: torch's fills are no-ops there
+    (unless a recorder wants the fill)."""
+    return isinstance(tensor, torch.Tensor) and local_tensor(tensor).is_meta and RECORDER.get() is None
 
 
 def _drawable(tensor: torch.Tensor, function: str, complex_ok: bool = True) -> bool:
@@ -107,6 +116,11 @@ def _draw(tensor: torch.Tensor, fill: Callable[..., np.ndarray], params: dict, f
     """``fill(array, **params)`` on the box of ``tensor`` (its real view when complex) for stream
     ``(seed, name)``; a DTensor fills its local shard."""
 
+    record = RECORDER.get()
+    if record is not None:
+        record(tensor, fill, params, seed, name, global_shape, offset)
+        return tensor
+
     def run(array: np.ndarray, box_shape: Box, box_offset: Box) -> None:
         fill(array, **params, seed=seed, name=name, global_shape=box_shape, offset=box_offset)
 
@@ -116,6 +130,10 @@ def _draw(tensor: torch.Tensor, fill: Callable[..., np.ndarray], params: dict, f
 def _fixed(tensor: torch.Tensor, fill: Callable[..., np.ndarray], params: dict, function: str, global_shape: Box,
            offset: Box) -> torch.Tensor:
     """A fill that draws nothing (constant, eye, dirac) on the box of a float or complex tensor."""
+    record = RECORDER.get()
+    if record is not None:
+        record(tensor, fill, params, None, "", global_shape, offset)
+        return tensor
 
     def run(array: np.ndarray, box_shape: Box, box_offset: Box) -> None:
         fill(array, **params, global_shape=box_shape, offset=box_offset)

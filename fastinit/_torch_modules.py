@@ -12,6 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ._hf_convert import is_transformers_model, kept_names
 from ._torch_tensors import DTYPES, fill_tensor
 from ._validate import check_seed
 from .schemes import compute_fans
@@ -128,12 +129,16 @@ class Entry:
 
 
 def _owners(module: nn.Module) -> dict[int, tuple[str, nn.Module, str]]:
-    """Each distinct parameter by id: (smallest full name, owning module, name in the module)."""
+    """Each distinct parameter by id: (its name, owning module, name in the module). A parameter with
+    several names (tied) is named by the smallest, or in a transformers model by the one
+    transformers saves."""
+    kept = kept_names(module)
     owners: dict[int, tuple[str, nn.Module, str]] = {}
     for prefix, sub in module.named_modules(remove_duplicate=False):
         for local, p in sub.named_parameters(recurse=False):
             full = f"{prefix}.{local}" if prefix else local
-            if id(p) not in owners or full < owners[id(p)][0]:
+            best = owners.get(id(p))
+            if best is None or (kept[id(p)] == full if id(p) in kept else full < best[0]):
                 owners[id(p)] = (full, sub, local)
     return owners
 
@@ -173,13 +178,25 @@ def plan(module: nn.Module, schemes: SchemeMap | None, *, seed: int, only_meta: 
             if isinstance(owner, (nn.Embedding, nn.EmbeddingBag)) and local == "weight":
                 zero_row = owner.padding_idx
         if rule is None:
-            raise ValueError(f"{name} belongs to a {type(owner).__name__}, whose torch initialization fastinit "
-                             f"does not know; give it a scheme, e.g. schemes={{{name!r}: 'zeros'}} or "
-                             f"{{{type(owner).__name__}: {{{local!r}: ('normal', {{'std': 0.02}})}}}}")
+            raise ValueError(_unknown(module, name, owner, local))
         init, params = rule
         check_tensor(name, tuple(p.shape), DTYPES[p.dtype], init, params)
         entries.append(Entry(name, p, init, params, zero_row))
     return entries
+
+
+def _unknown(module: nn.Module, name: str, owner: nn.Module, local: str) -> str:
+    """The error for a parameter of a module type fastinit has no torch default for, with a scheme
+    that suits it (ones for a norm's scale, zeros for a bias)."""
+    kind = type(owner).__name__
+    guess = ("'ones'" if "norm" in kind.lower() and "weight" in local else "'zeros'" if "bias" in local
+             else "('normal', {'std': 0.02})")
+    text = (f"{name} belongs to a {kind}, whose torch initialization fastinit does not know; give it a "
+            f"scheme, e.g. schemes={{{name!r}: {guess}}} or {{{kind}: {{{local!r}: {guess}}}}}")
+    if is_transformers_model(module):
+        text += ("; for a transformers model, fastinit.transformers.init_model runs the model's own "
+                 "initialization with fastinit's values")
+    return text
 
 
 # ----------------------------------------------------------------------- meta materialization
@@ -190,13 +207,16 @@ def _buffer_value(module: nn.Module, name: str):
     return None
 
 
-def replace_meta_tensors(module: nn.Module, dtype: torch.dtype | None) -> dict[int, torch.Tensor]:
+def replace_meta_tensors(module: nn.Module, dtype: torch.dtype | None,
+                         computed_buffers: bool = False) -> dict[int, torch.Tensor]:
     """Swap every meta parameter and buffer for an empty CPU tensor (parameters keep their sharing);
-    returns the new tensors by the ``id`` of the meta ones."""
+    returns the new tensors by the ``id`` of the meta ones. A buffer gets its module's value where
+    that is known; any other is an error, or, with ``computed_buffers`` (the module's own
+    initialization will compute it), left empty."""
     unknown = [f"{prefix}.{name}" if prefix else name for prefix, sub in module.named_modules()
                for name, b in sub.named_buffers(recurse=False)
                if b.device.type == "meta" and _buffer_value(sub, name) is None]
-    if unknown:
+    if unknown and not computed_buffers:
         raise ValueError(f"meta buffers {', '.join(unknown)} hold values computed when the module was built, "
                          "which fastinit cannot know; build them outside the meta device (or assign them) "
                          "before materialize")
@@ -214,6 +234,7 @@ def replace_meta_tensors(module: nn.Module, dtype: torch.dtype | None) -> dict[i
         for name, b in list(sub._buffers.items()):
             if b is not None and b.device.type == "meta":
                 if id(b) not in new:
-                    new[id(b)] = empty(b).fill_(_buffer_value(sub, name))
+                    value = _buffer_value(sub, name)
+                    new[id(b)] = empty(b) if value is None else empty(b).fill_(value)
                 sub._buffers[name] = new[id(b)]
     return new

@@ -72,11 +72,13 @@ class Target:
 
 
 def box_of(parameter: torch.Tensor, view: torch.Tensor) -> tuple[tuple[int, ...], tuple[int, ...]] | None:
-    """``(box shape, offset)`` of ``view`` in ``parameter`` when it is a box of it (same dtype and
-    storage, each of its dims stepping along one dim of the parameter), else None."""
-    if view.dtype != parameter.dtype or view.is_meta or not parameter.is_contiguous():
+    """``(box shape, offset)`` of ``view`` in ``parameter`` when it is a box of it (a view of it, or
+    of its storage, with the same dtype, each of its dims stepping along one dim of the parameter),
+    else None."""
+    if view.dtype != parameter.dtype or not parameter.is_contiguous():
         return None
-    if view.untyped_storage().data_ptr() != parameter.untyped_storage().data_ptr():
+    if view._base is not parameter and (view.is_meta or parameter.is_meta or
+                                        view.untyped_storage().data_ptr() != parameter.untyped_storage().data_ptr()):
         return None
     delta = view.storage_offset() - parameter.storage_offset()
     shape = tuple(parameter.shape)
@@ -96,7 +98,10 @@ def box_of(parameter: torch.Tensor, view: torch.Tensor) -> tuple[tuple[int, ...]
 
 
 class Resolver:
-    """The parameters of the registered module, by identity and by storage."""
+    """The parameters (and buffers) of the registered module, by identity, as views, and by storage.
+
+    A parameter is named as ``init_module`` names it (a shared one by its smallest full name, or for
+    a transformers model by the name transformers saves it under)."""
 
     def __init__(self, module: torch.nn.Module | None):
         if module is not None and not isinstance(module, torch.nn.Module):
@@ -110,12 +115,14 @@ class Resolver:
         self._by_storage.clear()
         if self.module is None:
             return
-        for name, owner, local in _owners(self.module).values():
-            p = owner._parameters[local]
-            assert p is not None
-            self._by_id[id(p)] = (name, p)
-            if not p.is_meta and isinstance(p, torch.Tensor) and type(p) in (torch.Tensor, torch.nn.Parameter):
-                self._by_storage.setdefault(p.untyped_storage().data_ptr(), []).append((name, p))
+        tensors: list[tuple[str, torch.Tensor]] = [
+            (name, p) for name, owner, local in _owners(self.module).values()
+            if (p := owner._parameters[local]) is not None]
+        tensors += [(name, b) for name, b in self.module.named_buffers() if b is not None]
+        for name, t in tensors:
+            self._by_id.setdefault(id(t), (name, t))
+            if not t.is_meta and type(t) in (torch.Tensor, torch.nn.Parameter):
+                self._by_storage.setdefault(t.untyped_storage().data_ptr(), []).append((name, t))
 
     def resolve(self, tensor: Any) -> Target | None:
         if self.module is None or not isinstance(tensor, torch.Tensor):
@@ -126,11 +133,13 @@ class Resolver:
             if id(tensor) in self._by_id:
                 name, p = self._by_id[id(tensor)]
                 return Target(name, p, tuple(p.shape), (0,) * p.dim())
+            candidates = [self._by_id[id(tensor._base)]] if id(tensor._base) in self._by_id else []
             if type(tensor) in (torch.Tensor, torch.nn.Parameter) and not tensor.is_meta:
-                for name, p in self._by_storage.get(tensor.untyped_storage().data_ptr(), ()):
-                    box = box_of(p, tensor)
-                    if box is not None:
-                        return Target(name, p, *box)
+                candidates += self._by_storage.get(tensor.untyped_storage().data_ptr(), [])
+            for name, p in candidates:
+                box = box_of(p, tensor)
+                if box is not None:
+                    return Target(name, p, *box)
         return None
 
 
@@ -138,6 +147,7 @@ class Resolver:
 class _State:
     resolver: Resolver
     seed: int
+    observe: Callable[[str, Target | None, Any], None] | None = None  # (function, target, tensor) per call
 
 
 _STACK: list[_State] = []
@@ -150,6 +160,8 @@ def _redirect(function: str, tensor: Any, params: dict) -> Any:
     drop_in = getattr(I, function)
     state = _STACK[-1]
     target = state.resolver.resolve(tensor)
+    if state.observe is not None:
+        state.observe(function, target, tensor)
     if target is None or tensor.numel() == 0:
         return drop_in(tensor, **params)  # the default stream (no seed), or a no-op with torch's warnings
     if function in _DRAWS_NOTHING:
@@ -245,7 +257,16 @@ def patched(module: torch.nn.Module | None = None, *, seed: int | None = None) -
         >>> bool(torch.equal(layer.weight, expected.weight) and torch.equal(layer.bias, expected.bias))
         True
     """
-    state = _State(Resolver(module), concrete_seed(seed))
+    with patching(Resolver(module), concrete_seed(seed)):
+        yield
+
+
+@contextlib.contextmanager
+def patching(resolver: Resolver, seed: int, observe: Callable[[str, Target | None, Any], None] | None = None
+             ) -> Iterator[None]:
+    """``patched`` with a given resolver, and ``observe(function, target, tensor)`` called on every
+    redirected call (how ``fastinit.transformers`` learns what a model's init wrote)."""
+    state = _State(resolver, seed, observe)
     with _LOCK:
         if not _STACK:
             _install()

@@ -22,9 +22,9 @@ import json
 import math
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -32,13 +32,13 @@ import numpy as np
 from ._atomic import partial_path, publish, refuse_existing, remove, write_atomic
 from ._dtypes import numpy_dtype, raw_dtype
 from ._formats import (
-    MANIFEST,
+    Layout,
     import_zarr,
-    manifest_bytes,
     npy_file_name,
     npy_layout,
     read_checkpoint,
     safetensors_layout,
+    sharded_layout,
 )
 from ._validate import check_choice, check_seed
 from ._version import __version__
@@ -107,11 +107,11 @@ def _tensor_boxes(t: TensorSpec, chunk_bytes: int):
 
 
 class _FileSink:
-    """safetensors / npy: the open files of a partial checkpoint, written with ``pwrite``."""
+    """safetensors (one file or shards) / npy: the open files of a partial checkpoint, written with
+    ``pwrite``."""
 
-    def __init__(self, root: str, spec: Spec, metadata: dict, fmt: str, fresh: bool):
-        self.layout = (safetensors_layout if fmt == "safetensors" else npy_layout)(spec, metadata)
-        self.manifest = manifest_bytes(metadata) if fmt == "npy" else None
+    def __init__(self, root: str, layout: Layout, fresh: bool):
+        self.layout, self.root = layout, root
         single = self.layout.files[0][0] == ""
         if not single:
             os.makedirs(root, exist_ok=True)
@@ -137,11 +137,10 @@ class _FileSink:
         self._pwrite(self.fds[k], box.reshape(-1).view(np.uint8), start + flat * box.itemsize)
 
     def finish(self) -> None:
-        for fd, (rel, _), size in zip(self.fds, self.layout.files, self.layout.sizes):
-            if rel != MANIFEST:
-                os.ftruncate(fd, size)  # the exact length, zero-size tensors included
-        if self.manifest is not None:
-            self._pwrite(self.fds[0], self.manifest, 0)
+        for fd, size in zip(self.fds, self.layout.sizes):
+            os.ftruncate(fd, size)  # the exact length, zero-size tensors included
+        for rel, data in self.layout.closing:
+            write_atomic(os.path.join(self.root, rel), data)
 
     def sync(self) -> None:
         for fd in self.fds:
@@ -228,32 +227,84 @@ def _record(path, identity, chunk_bytes, boxes_done) -> None:
     write_atomic(_progress_path(path), json.dumps(record).encode())
 
 
+def parse_size(size: int | str) -> int:
+    """A size in bytes: an int, or a string with a unit as Hugging Face writes them ("5GB" = 5 * 10**9,
+    "500MB", "2GiB" = 2 * 2**30, "100KB")."""
+    if isinstance(size, int) and not isinstance(size, bool):
+        if size <= 0:
+            raise ValueError(f"max_shard_size must be positive, got {size}")
+        return size
+    if not isinstance(size, str):
+        raise TypeError(f"max_shard_size must be an int or a size such as '5GB', got {size!r}")
+    text = size.strip().upper()
+    for unit, scale in (("TIB", 2**40), ("GIB", 2**30), ("MIB", 2**20), ("KIB", 2**10), ("TB", 10**12),
+                        ("GB", 10**9), ("MB", 10**6), ("KB", 10**3), ("B", 1)):
+        if text.endswith(unit):
+            try:
+                value = float(text[:-len(unit)])
+            except ValueError:
+                break
+            if value > 0 and math.isfinite(value):
+                return int(value * scale)
+            break
+    raise ValueError(f"max_shard_size must be a size such as '5GB', '500MB' or '2GiB', got {size!r}")
+
+
+def _check_extra_files(extra_files: Mapping[str, bytes] | None, directory: bool) -> tuple[tuple[str, bytes], ...]:
+    if not extra_files:
+        return ()
+    if not directory:
+        raise ValueError("extra_files go into a directory checkpoint (npy, or safetensors with max_shard_size)")
+    for name, data in extra_files.items():
+        if not isinstance(name, str) or not name or os.sep in name or "/" in name or name in (".", ".."):
+            raise ValueError(f"extra_files names are plain file names, got {name!r}")
+        if not isinstance(data, bytes):
+            raise TypeError(f"extra_files[{name!r}] must be bytes, got {type(data).__name__}")
+    return tuple(extra_files.items())
+
+
 def generate(spec: Spec | str | os.PathLike | dict, path: str | os.PathLike, *, seed: int = 0,
              format: str = "safetensors", overwrite: bool = False, resume: bool = False, chunk_bytes: int = CHUNK_BYTES,
+             max_shard_size: int | str | None = None, extra_files: Mapping[str, bytes] | None = None,
              progress: Callable[[int, str], None] | None = None) -> Result:
     """Write the checkpoint of ``spec`` (a Spec, a dict or a spec file) to ``path``.
 
-    ``progress(nbytes, tensor_name)`` is called after each box is handed to the disk. Memory: two
-    buffers of ``chunk_bytes`` (``orthogonal`` / ``delta_orthogonal`` tensors are the exception: their
-    QR needs the whole tensor in memory). Returns a [`Result`][fastinit.checkpoint.Result].
+    With ``max_shard_size`` (safetensors only), ``path`` is a directory of shards split and named as
+    Hugging Face's ``save_pretrained`` does (``model-00001-of-0000N.safetensors`` and
+    ``model.safetensors.index.json``, or ``model.safetensors`` when everything fits in one); each
+    tensor's bytes are the same whatever the size. ``extra_files`` (a directory checkpoint only:
+    npy, or sharded safetensors) are written beside the tensors, ``{file name: bytes}``, and published
+    with them. ``progress(nbytes, tensor_name)`` is called after
+    each box is handed to the disk. Memory: two buffers of ``chunk_bytes`` (``orthogonal`` /
+    ``delta_orthogonal`` tensors are the exception: their QR needs the whole tensor in memory).
+    Returns a [`Result`][fastinit.checkpoint.Result].
     """
     spec = spec if isinstance(spec, Spec) else load_spec(spec)
     path = os.fspath(path)
     seed = check_seed(seed)
     check_choice("format", format, FORMATS)
+    if max_shard_size is not None:
+        if format != "safetensors":
+            raise ValueError(f"max_shard_size shards safetensors checkpoints, not {format}")
+        max_shard_size = parse_size(max_shard_size)
+    extra = _check_extra_files(extra_files, format == "npy" or max_shard_size is not None)
     for t in spec.tensors:  # before anything is written
         numpy_dtype(t.dtype)  # bfloat16 needs ml_dtypes
         if format != "safetensors":
             npy_file_name(t.name)
     if format == "zarr":
         import_zarr()
-    identity = _identity(spec, seed, format)
+    identity = _identity(spec, seed, format if max_shard_size is None else f"{format} shards of {max_shard_size}")
     chunk_bytes, done = _start(path, identity, chunk_bytes, overwrite, resume)
     partial = partial_path(path)
     t0 = time.perf_counter()
     metadata = _metadata(spec, seed, format)
-    files = (_ZarrSink(partial, spec, metadata, chunk_bytes, fresh=done == 0) if format == "zarr"
-             else _FileSink(partial, spec, metadata, format, fresh=done == 0))
+    if format == "zarr":
+        files: _FileSink | _ZarrSink = _ZarrSink(partial, spec, metadata, chunk_bytes, fresh=done == 0)
+    else:
+        layout = (npy_layout(spec, metadata) if format == "npy" else safetensors_layout(spec, metadata)
+                  if max_shard_size is None else sharded_layout(spec, metadata, max_shard_size))
+        files = _FileSink(partial, replace(layout, closing=(*layout.closing, *extra)), fresh=done == 0)
     count = 0
     try:
         buffers = [np.empty(chunk_bytes // 8 + 1, np.uint64) for _ in range(2)]

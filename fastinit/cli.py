@@ -2,7 +2,8 @@
 
 * ``fastinit generate [SPEC] --out PATH``: write an initialized checkpoint (safetensors, a
   directory of .npy files or a zarr v3 group) from a spec, the bundled Llama-style default when SPEC
-  is omitted;
+  is omitted; ``--max-shard-size 5GB`` shards it as transformers does; ``--hf config.json`` writes
+  a transformers model's own initialization as a directory ``from_pretrained`` loads;
 * ``fastinit verify PATH [SPEC]``: recompute it (or ``--sample`` boxes) and report mismatches;
 * ``fastinit inspect PATH``: tensors, shapes, dtypes and statistics;
 * ``fastinit diagnose --widths 100,100,100 --activation relu --init kaiming_normal [--plot out.png]``:
@@ -121,17 +122,33 @@ def _load(path: str | None, dtype: str | None = None):
     return spec.with_dtype(dtype) if dtype else spec
 
 
+def _hf_spec(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
+    """The spec and the generate() arguments of ``generate --hf CONFIG``."""
+    if args.spec is not None:
+        raise ValueError("give either a SPEC or --hf CONFIG, not both")
+    if args.format != "safetensors":
+        raise ValueError(f"--hf writes a transformers checkpoint (safetensors), not {args.format}")
+    from . import transformers as hf
+
+    model = hf.build_model(hf.load_config(args.hf), args.dtype)
+    return hf.spec_from_model(model), {"max_shard_size": args.max_shard_size or "5GB",
+                                       "extra_files": hf.pretrained_files(model)}
+
+
 def generate(args: argparse.Namespace) -> int:
     if args.threads:
         set_num_threads(args.threads)
-    spec = _load(args.spec, args.dtype)
+    if args.hf is not None:
+        spec, extra = _hf_spec(args)
+    else:
+        spec, extra = _load(args.spec, args.dtype), {"max_shard_size": args.max_shard_size}
     if not args.quiet:
         print(f"fastinit {__version__}: {len(spec.tensors)} tensors, {spec.parameters / 1e9:.3f} G parameters, "
               f"{spec.nbytes / 2**30:.2f} GiB -> {args.out} ({args.format}), seed {args.seed}", file=sys.stderr)
     bar = _Progress(spec.nbytes, len(spec.tensors), "generate", args.quiet)
     try:
         result = write_checkpoint(spec, args.out, seed=args.seed, format=args.format, overwrite=args.overwrite,
-                       resume=args.resume, progress=bar)
+                                  resume=args.resume, progress=bar, **extra)
     finally:
         bar.close()
     print(f"wrote {result.path}: {result.tensors} tensors, {result.parameters:,} parameters, "
@@ -217,12 +234,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=0, help="threads to use (default: all)")
     p.set_defaults(run=demo)
 
-    g = commands.add_parser("generate", help="write an initialized checkpoint from a spec")
+    g = commands.add_parser("generate", help="write an initialized checkpoint from a spec or a transformers config")
     g.add_argument("spec", nargs="?", help="JSON or TOML spec (default: the bundled Llama-style 1.2B model)")
     g.add_argument("--out", required=True, help="output path (a file for safetensors, a directory for npy and zarr)")
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--format", choices=FORMATS, default="safetensors")
-    g.add_argument("--dtype", choices=DTYPES, help="store every tensor in this dtype")
+    g.add_argument("--dtype", choices=DTYPES, help="store every tensor in this dtype (with --hf: build the model "
+                   "in it, as transformers does, keeping the modules it keeps in float32)")
+    g.add_argument("--hf", metavar="CONFIG", help="a transformers config.json (or a directory holding one): write "
+                   "the model's own initialization as a directory from_pretrained loads (offline)")
+    g.add_argument("--max-shard-size", metavar="SIZE", help="shard safetensors as transformers does, e.g. 5GB, "
+                   "500MB, 2GiB (default with --hf: 5GB)")
     g.add_argument("--overwrite", action="store_true", help="replace an existing output")
     g.add_argument("--resume", action="store_true", help="continue an interrupted run")
     g.add_argument("--threads", type=int, default=0, help="threads to use (default: all)")

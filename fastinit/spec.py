@@ -12,6 +12,15 @@ A spec is JSON (or TOML) of the form::
 A tensor's name is its stream ``name``; the run's seed is every tensor's ``seed``. So tensor
 ``n`` of a checkpoint equals ``fastinit.<init>_(np.empty(shape, dtype), seed=seed, name=n, ...)``.
 
+Two optional fields describe tensors whose values are not one fill of their own:
+
+* ``"stream": {"name": ..., "shape": [...], "offset": [...], "box": [...]}``: the stored tensor is
+  the box at ``offset`` of shape ``box`` of the tensor ``name`` of ``shape`` (its values, fans
+  included, are that tensor's); ``box`` without its size-1 dims is ``shape`` without its size-1
+  dims (a model's fused experts stored one expert per tensor, for example);
+* ``"then": [{"offset": [...], "shape": [...], "init": ..., ...}, ...]``: later fills of boxes of
+  that tensor (coordinates in it), in order (an embedding's zeroed padding row, for example).
+
 Examples:
     >>> spec = load_spec({"tensors": {"w": {"shape": [4, 3], "dtype": "float32", "init": "normal", "std": 0.5}}})
     >>> spec.tensors[0]
@@ -26,8 +35,8 @@ import hashlib
 import json
 import math
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -35,24 +44,64 @@ import numpy as np
 from ._dtypes import DTYPES as _DTYPE_TABLE
 from ._dtypes import FLOAT_NAMES
 from ._registry import Scheme, lookup, prefixed
-from ._validate import check_dtype, check_shape
+from ._validate import check_dtype, check_ints, check_shape
 
-__all__ = ["TensorSpec", "Spec", "load_spec", "default_spec", "DTYPES"]
+__all__ = ["TensorSpec", "Stream", "BoxFill", "Spec", "load_spec", "default_spec", "DTYPES"]
 
 DTYPES = tuple(sorted(FLOAT_NAMES))
 """The dtype names a spec accepts."""
 _FIELDS = ("shape", "dtype", "init")
+_OPTIONAL = ("stream", "then")
+
+
+@dataclass(frozen=True)
+class Stream:
+    """The tensor a stored tensor's values come from: the box at ``offset`` of shape ``box`` of the
+    tensor ``name`` of ``shape``."""
+
+    name: str
+    shape: tuple[int, ...]
+    offset: tuple[int, ...]
+    box: tuple[int, ...]
+
+    def embed(self, stored_shape: tuple[int, ...], offset: tuple[int, ...],
+              shape: tuple[int, ...]) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """A box (``offset``, ``shape``) of the stored tensor of ``stored_shape`` in this tensor's
+        coordinates: the stored tensor's dims of size > 1 are the box's dims of size > 1, in order."""
+        inner = iter((o, n) for o, n, full in zip(offset, shape, stored_shape) if full != 1)
+        start, extent = [], []
+        for o, b in zip(self.offset, self.box):
+            at, size = next(inner) if b != 1 else (0, 1)
+            start.append(o + at)
+            extent.append(size)
+        return tuple(start), tuple(extent)
+
+
+@dataclass(frozen=True)
+class BoxFill:
+    """A later fill of the box ``(offset, shape)`` of a tensor with ``init`` and ``params``."""
+
+    offset: tuple[int, ...]
+    shape: tuple[int, ...]
+    init: str
+    params: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {"offset": list(self.offset), "shape": list(self.shape), "init": self.init, **self.params}
 
 
 @dataclass(frozen=True)
 class TensorSpec:
-    """One tensor of a checkpoint."""
+    """One tensor of a checkpoint: ``init`` with ``params`` on its ``stream`` (by default, the tensor
+    itself), then each of ``then`` on its box."""
 
     name: str
     shape: tuple[int, ...]
     dtype: str
     init: str
     params: dict = field(default_factory=dict)
+    stream: Stream | None = None
+    then: tuple[BoxFill, ...] = ()
 
     @property
     def size(self) -> int:
@@ -70,11 +119,37 @@ class TensorSpec:
     def nbytes(self) -> int:
         return self.size * self.itemsize
 
+    @property
+    def source(self) -> Stream:
+        """The tensor the values come from (this one itself unless ``stream`` says otherwise)."""
+        return self.stream or Stream(self.name, self.shape, (0,) * len(self.shape), self.shape)
+
     def fill(self, out: np.ndarray, seed: int, offset: tuple[int, ...] | None = None) -> np.ndarray:
         """Fill ``out``, the box of this tensor at ``offset`` (the whole tensor when None)."""
-        offset = (0,) * len(self.shape) if offset is None else offset
-        return self.scheme.fill(out, seed=seed, name=self.name, global_shape=self.shape, offset=offset,
-                                **self.params)
+        offset = (0,) * len(self.shape) if offset is None else tuple(offset)
+        source = self.source
+        start, extent = source.embed(self.shape, offset, tuple(out.shape)) if self.stream else (offset, out.shape)
+        view = out.reshape(extent)
+        self.scheme.fill(view, seed=seed, name=source.name, global_shape=source.shape, offset=start, **self.params)
+        for later in self.then:
+            low = [max(a, b) for a, b in zip(start, later.offset)]
+            high = [min(a + n, b + m) for a, n, b, m in zip(start, extent, later.offset, later.shape)]
+            if any(h <= lo for lo, h in zip(low, high)):
+                continue
+            part = np.empty([h - lo for lo, h in zip(low, high)], out.dtype)
+            lookup(later.init, "init").fill(part, seed=seed, name=source.name, global_shape=source.shape,
+                                            offset=tuple(low), **later.params)
+            view[tuple(slice(lo - s, h - s) for lo, h, s in zip(low, high, start))] = part
+        return out
+
+    def to_dict(self) -> dict:
+        entry: dict[str, Any] = {"shape": list(self.shape), "dtype": self.dtype, "init": self.init, **self.params}
+        if self.stream is not None:
+            entry["stream"] = {"name": self.stream.name, "shape": list(self.stream.shape),
+                               "offset": list(self.stream.offset), "box": list(self.stream.box)}
+        if self.then:
+            entry["then"] = [later.to_dict() for later in self.then]
+        return entry
 
 
 @dataclass(frozen=True)
@@ -92,8 +167,7 @@ class Spec:
         return sum(t.nbytes for t in self.tensors)
 
     def to_dict(self) -> dict:
-        return {"tensors": {t.name: {"shape": list(t.shape), "dtype": t.dtype, "init": t.init, **t.params}
-                            for t in self.tensors}}
+        return {"tensors": {t.name: t.to_dict() for t in self.tensors}}
 
     def digest(self) -> str:
         """SHA-256 of the canonical JSON of the spec: recorded in every checkpoint's metadata."""
@@ -104,7 +178,7 @@ class Spec:
         """Every tensor in ``dtype`` (the CLI's ``--dtype``)."""
         with prefixed("--dtype"):
             dtype = _dtype_name(dtype)
-        return Spec(tuple(TensorSpec(t.name, t.shape, dtype, t.init, t.params) for t in self.tensors))
+        return Spec(tuple(replace(t, dtype=dtype) for t in self.tensors))
 
 
 def _dtype_name(dtype: Any) -> str:
@@ -115,15 +189,59 @@ def _dtype_name(dtype: Any) -> str:
     return dtype
 
 
-def check_tensor(name: str, shape: Any, dtype: Any, init: Any, params: Mapping[str, Any]) -> TensorSpec:
+def _check_init(init: Any, params: Mapping[str, Any], shape: tuple[int, ...], dtype: str) -> str:
+    if not isinstance(init, str):
+        raise TypeError(f"init must be a scheme name such as 'normal', got {init!r}")
+    lookup(init, "init").check(params, shape, dtype)
+    return init
+
+
+def _inside(offset: tuple[int, ...], box: tuple[int, ...], shape: tuple[int, ...]) -> None:
+    if len(offset) != len(shape) or len(box) != len(shape) or any(o + n > m for o, n, m in zip(offset, box, shape)):
+        raise ValueError(f"the box at offset {list(offset)} of shape {list(box)} lies outside the {list(shape)} "
+                         "tensor it is a box of")
+
+
+def _check_stream(stream: Any, shape: tuple[int, ...]) -> Stream:
+    if not isinstance(stream, Mapping) or set(stream) != {"name", "shape", "offset", "box"}:
+        raise ValueError(f"stream must be {{'name', 'shape', 'offset', 'box'}}, got {stream!r}")
+    if not isinstance(stream["name"], str) or not stream["name"]:
+        raise ValueError(f"stream name must be a non-empty str, got {stream['name']!r}")
+    full = check_shape(stream["shape"], "stream shape")
+    start, box = check_ints("stream offset", stream["offset"]), check_ints("stream box", stream["box"])
+    _inside(start, box, full)
+    if [n for n in box if n != 1] != [n for n in shape if n != 1]:
+        raise ValueError(f"stream box {list(box)} is not the tensor's shape {list(shape)} (size-1 dims aside)")
+    return Stream(stream["name"], full, start, box)
+
+
+def _check_then(then: Any, source: Stream, dtype: str) -> tuple[BoxFill, ...]:
+    if not isinstance(then, Sequence) or isinstance(then, (str, bytes)):
+        raise ValueError(f"then must be a list of box fills, got {then!r}")
+    fills = []
+    for i, later in enumerate(then):
+        with prefixed(f"then[{i}]"):
+            if not isinstance(later, Mapping) or not {"offset", "shape", "init"} <= set(later):
+                raise ValueError(f"expected {{'offset': [...], 'shape': [...], 'init': ...}}, got {later!r}")
+            box = check_shape(later["shape"])
+            start = check_ints("offset", later["offset"])
+            _inside(start, box, source.shape)
+            params = {k: v for k, v in later.items() if k not in ("offset", "shape", "init")}
+            fills.append(BoxFill(start, box, _check_init(later["init"], params, source.shape, dtype), params))
+    return tuple(fills)
+
+
+def check_tensor(name: str, shape: Any, dtype: Any, init: Any, params: Mapping[str, Any], stream: Any = None,
+                 then: Any = ()) -> TensorSpec:
     """A validated tensor entry; every error is a ``ValueError`` that names the tensor."""
     with prefixed(f"tensor {name!r}"):
         dims = check_shape(shape)
         dtype = _dtype_name(dtype)
-        if not isinstance(init, str):
-            raise TypeError(f"init must be a scheme name such as 'normal', got {init!r}")
-        lookup(init, "init").check(params, dims, dtype)
-    return TensorSpec(name, dims, dtype, init, dict(params))
+        source = None if stream is None else _check_stream(stream, dims)
+        full = source.shape if source is not None else dims
+        init = _check_init(init, params, full, dtype)
+        fills = _check_then(then, source or Stream(name, dims, (0,) * len(dims), dims), dtype)
+    return TensorSpec(name, dims, dtype, init, dict(params), source, fills)
 
 
 def _duplicate_keys(pairs):
@@ -177,8 +295,9 @@ def load_spec(source: Mapping[str, Any] | str | os.PathLike) -> Spec:
         missing = [f for f in _FIELDS if f not in entry]
         if missing:
             raise ValueError(f"{where}: missing field(s) {', '.join(map(repr, missing))}")
-        params = {k: v for k, v in entry.items() if k not in _FIELDS}
-        tensors.append(check_tensor(name, entry["shape"], entry["dtype"], entry["init"], params))
+        params = {k: v for k, v in entry.items() if k not in _FIELDS + _OPTIONAL}
+        tensors.append(check_tensor(name, entry["shape"], entry["dtype"], entry["init"], params,
+                                    entry.get("stream"), entry.get("then", ())))
     return Spec(tuple(tensors))
 
 

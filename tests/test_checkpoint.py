@@ -8,12 +8,13 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import BF16, ROOT, run_python
+from conftest import BF16, ROOT, assert_bits_equal, run_python
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import fastinit as fi
 from fastinit import cli
+from fastinit._formats import read_checkpoint
 from fastinit.checkpoint import Interrupted, boxes, generate, summarize, verify
 from fastinit.spec import default_spec, load_spec
 
@@ -358,3 +359,101 @@ def test_generation_memory_is_bounded(tmp_path):
         "print(next(int(l.split()[1]) * 1024 for l in open('/proc/self/status') if l.startswith('VmHWM:')))")
     assert int(out) < 512 << 20
     assert os.path.getsize(tmp_path / "o.safetensors") > 1 << 30
+
+
+# --------------------------------------------------------------- streams, box fills, shards
+STREAMED = {
+    "expert.0.w1": {"shape": [6, 5], "dtype": "float32", "init": "normal", "std": 0.5,
+                    "stream": {"name": "experts.gate_up", "shape": [3, 12, 5], "offset": [0, 0, 0], "box": [1, 6, 5]}},
+    "expert.2.w3": {"shape": [6, 5], "dtype": "float32", "init": "normal", "std": 0.5,
+                    "stream": {"name": "experts.gate_up", "shape": [3, 12, 5], "offset": [2, 6, 0], "box": [1, 6, 5]},
+                    "then": [{"offset": [2, 7, 0], "shape": [1, 1, 5], "init": "zeros"}]},
+    "emb": {"shape": [40, 8], "dtype": "bfloat16", "init": "normal", "std": 0.02,
+            "then": [{"offset": [3, 0], "shape": [1, 8], "init": "zeros"},
+                     {"offset": [10, 2], "shape": [20, 3], "init": "uniform", "low": -1.0, "high": 1.0},
+                     {"offset": [0, 0], "shape": [40, 8], "init": "kaiming_uniform", "fans": [5, 7]}]},
+}
+
+
+def _streamed_expected(name):
+    if name.startswith("expert"):
+        fused = fi.normal_(np.empty((3, 12, 5), np.float32), 0.0, 0.5, seed=SEED, name="experts.gate_up")
+        if name == "expert.0.w1":
+            return fused[0, :6]
+        fused[2, 7] = 0
+        return fused[2, 6:]
+    emb = fi.normal_(np.empty((40, 8), BF16), 0.0, 0.02, seed=SEED, name="emb")
+    emb[3] = 0
+    emb[10:30, 2:5] = fi.uniform_(np.empty((20, 3), BF16), -1.0, 1.0, seed=SEED, name="emb", global_shape=(40, 8),
+                                  offset=(10, 2))
+    return fi.kaiming_uniform_(emb, fans=(5, 7), seed=SEED, name="emb")
+
+
+@pytest.mark.parametrize("chunk", [16, 1000, 1 << 20])
+def test_streams_and_box_fills_are_the_in_memory_fills(tmp_path, chunk):
+    path = tmp_path / "s.safetensors"
+    generate({"tensors": STREAMED}, path, seed=SEED, chunk_bytes=chunk)
+    _, _, stored = read_checkpoint(str(path))
+    for s in stored:
+        got = np.asarray(s.open())
+        expected = _streamed_expected(s.name)
+        assert_bits_equal(got.view(expected.dtype) if got.dtype != expected.dtype else got, expected)
+    assert verify(path) == []
+    assert load_spec(json.loads(json.dumps({"tensors": STREAMED}))) == load_spec({"tensors": STREAMED})
+
+
+@pytest.mark.parametrize("entry, message", [
+    ({"stream": {"name": "f", "shape": [3, 12, 5], "offset": [0, 0, 0], "box": [1, 5, 5]}}, "not the tensor's shape"),
+    ({"stream": {"name": "f", "shape": [3, 12, 5], "offset": [3, 0, 0], "box": [1, 6, 5]}}, "outside"),
+    ({"stream": {"name": "", "shape": [3, 12, 5], "offset": [0, 0, 0], "box": [1, 6, 5]}}, "non-empty"),
+    ({"stream": {"name": "f", "shape": [3, 12, 5]}}, "stream must be"),
+    ({"then": [{"offset": [0, 0], "shape": [7, 1], "init": "zeros"}]}, "outside"),
+    ({"then": [{"offset": [0, 0], "init": "zeros"}]}, r"then\[0\]: expected"),
+    ({"then": [{"offset": [0, 0], "shape": [1, 5], "init": "normal", "std": -1.0}]}, r"then\[0\].*std"),
+    ({"then": "zeros"}, "then must be a list"),
+])
+def test_bad_streams_and_box_fills_name_the_tensor(tmp_path, entry, message):
+    tensors = {"w": {"shape": [6, 5], "dtype": "float32", "init": "normal", **entry}}
+    with pytest.raises(ValueError, match=rf"tensor 'w': .*{message}"):
+        generate({"tensors": tensors}, tmp_path / "x.safetensors")
+    assert os.listdir(tmp_path) == []
+
+
+def _tensor_bytes(path):
+    _, _, stored = read_checkpoint(str(path))
+    return {s.name: np.asarray(s.open()).tobytes() for s in stored}
+
+
+@pytest.mark.parametrize("size", ["1KB", "3KB", 10**9])
+def test_shards_split_as_hugging_face_and_hold_the_same_bytes(tmp_path, written, size):
+    out = tmp_path / "sharded"
+    generate({"tensors": TENSORS}, out, seed=SEED, chunk_bytes=CHUNK, max_shard_size=size)
+    files = sorted(os.listdir(out))
+    if size == 10**9:
+        assert files == ["model.safetensors"]
+    else:
+        index = json.loads((out / "model.safetensors.index.json").read_text())
+        shards = sorted(set(index["weight_map"].values()))
+        assert files == sorted([*shards, "model.safetensors.index.json"])
+        n = len(shards)
+        assert shards == [f"model-{k:05d}-of-{n:05d}.safetensors" for k in range(1, n + 1)] and n > 1
+        assert index["metadata"]["total_size"] == sum(os.path.getsize(out / s) for s in shards) - sum(
+            8 + int.from_bytes((out / s).read_bytes()[:8], "little") for s in shards)
+        safetensors = pytest.importorskip("safetensors.numpy")
+        for s in shards:  # each shard loads with the safetensors library itself
+            assert set(safetensors.load_file(str(out / s))) == {k for k, v in index["weight_map"].items() if v == s}
+    assert _tensor_bytes(out) == _tensor_bytes(written)
+    assert verify(out) == []
+    assert cli.main(["inspect", str(out)]) == 0
+
+
+def test_hugging_face_sizes_and_bad_sizes():
+    from fastinit.checkpoint import parse_size
+
+    assert parse_size("5GB") == 5 * 10**9 and parse_size("500MB") == 5 * 10**8 and parse_size("2GiB") == 2 << 30
+    assert parse_size(123) == 123
+    for bad in ("5 potatoes", "-1GB", "GB", 0, True, 1.5):
+        with pytest.raises((ValueError, TypeError), match="max_shard_size"):
+            parse_size(bad)
+    with pytest.raises(ValueError, match="safetensors"):
+        generate({"tensors": TENSORS}, "x", format="npy", max_shard_size="1GB")

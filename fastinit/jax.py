@@ -7,14 +7,28 @@ as ``he_normal()`` returns ``init(key, shape, dtype=None, out_sharding=None) -> 
 default device, usable wherever JAX or Flax take an initializer (``nn.Dense(..., kernel_init=...)``).
 Factories take one extra keyword, ``name`` (the fastinit stream; default ``""``). Around the values,
 JAX's behaviour: complex dtypes with JAX's distributions (``fastinit._complex``), fans as JAX
-computes them (explicit axes on 0-D and 1-D shapes), array hyperparameters, every dtype for the
-constant initializers, JAX's exception classes.
+computes them (explicit axes on 0-D and 1-D shapes), a bare int shape, JAX's exception classes.
+
+Hyperparameters. A concrete real number in the range fastinit's fill takes (``stddev >= 0`` for
+``normal``; ``scale > 0`` for ``uniform`` and ``variance_scaling``; ``stddev > 0`` for
+``truncated_normal``; any finite ``scale`` for the orthogonal initializers; a 0-d array counts as
+its number) goes to the fill itself. Any other value (an array with dims, a value traced under
+``jax.jit``, a number outside that range, inf, NaN) multiplies the standard draw (that
+hyperparameter at 1) in JAX, as JAX writes it: ``draw * jnp.array(value, dtype)``
+(``variance_scaling``: ``draw * jnp.sqrt(jnp.array(value, dtype))``), broadcast as JAX broadcasts;
+where both paths apply, the values agree up to rounding. ``truncated_normal`` with ``lower >=
+upper`` is JAX's constant: JAX clips its draws to ``(nextafter(lower, inf), nextafter(upper,
+-inf))``, which leaves ``nextafter(upper, -inf)`` (in the dtype) times ``stddev``; its bounds must
+be concrete numbers. ``zeros``, ``ones`` and ``constant`` draw nothing: they are JAX's own (the key
+ignored; every dtype; array and traced values).
 
 ``key`` is an int seed or a JAX PRNG key (typed ``jax.random.key(s)`` or raw ``jax.random.PRNGKey(s)``).
 A key's data words ``w`` become the fastinit seed: ``w[0] * 2**32 + w[1]`` for the two words of a
 threefry key, so ``PRNGKey(s)`` and ``key(s)`` give seed ``s`` for any ``s < 2**64``; other key
 implementations use the first 8 bytes of the blake2b digest of their words (little endian). Keys
-traced under ``jax.jit`` or ``vmap`` work too: the fill then runs as a host callback.
+traced under ``jax.jit`` or ``vmap`` work too: the fill then runs as a host callback. As in JAX, a
+key is for one draw: the same key gives the same stream to every initializer, so a longer shape
+starts with a shorter one's values and ``normal`` and ``uniform`` of one key are correlated.
 
 Examples:
     >>> import jax, fastinit.jax as fij
@@ -29,6 +43,7 @@ import hashlib
 import inspect
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import jax
@@ -40,7 +55,7 @@ from ._dtypes import FLOAT_NAMES
 from ._validate import check_real, check_seed, check_shape
 from .conventions import TABLE
 from .initializers import init as _init
-from .schemes import delta_orthogonal_tensor, orthogonal_tensor, variance_scaling_
+from .schemes import orthogonal_tensor, variance_scaling_
 
 __all__ = [
     "Initializer", "Factory", "seed_of_key",
@@ -94,9 +109,44 @@ def _dtype(dtype: Any) -> np.dtype:
     return np.dtype(jax.dtypes.canonicalize_dtype(float if dtype is None else dtype))
 
 
+def _shape(shape: Any, base: str) -> tuple[int, ...]:
+    """The shape as JAX reads it: a bare int is a 1-D shape, except for the orthogonal initializers
+    (JAX takes their ``len(shape)``)."""
+    if isinstance(shape, int) and base not in _ORTHOGONAL:
+        shape = (shape,)
+    return check_shape(shape)
+
+
 def _number(value: Any) -> Any:
-    """A 0-d array (JAX or NumPy) as its Python number: JAX's hyperparameters may be arrays."""
-    return value.item() if isinstance(value, (jax.Array, np.ndarray, np.generic)) and np.ndim(value) == 0 else value
+    """A concrete 0-d array (JAX or NumPy) as its Python number: JAX's hyperparameters may be arrays."""
+    concrete = isinstance(value, (jax.Array, np.ndarray, np.generic)) and not isinstance(value, jax.core.Tracer)
+    return value.item() if concrete and np.ndim(value) == 0 else value
+
+
+def _real(value: Any) -> float | None:
+    """A hyperparameter as a float if it is a concrete real number (a 0-d array counts; a bool does
+    not), else None (an array with dims, a traced value, anything else)."""
+    value = _number(value)
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+@dataclass(frozen=True)
+class _Scale:
+    """A factory's hyperparameter that JAX multiplies its standard draw by: JAX's value is
+    ``draw(param=1) * factor(value, dtype)``."""
+
+    param: str
+    fill_takes: Callable[[float], bool]  # the finite values fastinit's fill draws with itself
+    factor: Callable[[Any, np.dtype], jax.Array] = lambda value, dtype: jnp.array(value, dtype)
+
+
+_SCALES = {
+    "normal": _Scale("stddev", lambda x: x >= 0),
+    "uniform": _Scale("scale", lambda x: x > 0),
+    "truncated_normal": _Scale("stddev", lambda x: x > 0),
+    "variance_scaling": _Scale("scale", lambda x: x > 0, lambda value, dtype: jnp.sqrt(jnp.array(value, dtype))),
+    "orthogonal": _Scale("scale", lambda x: True),
+}
 
 
 def _run(key, shape: tuple[int, ...], dtype: np.dtype, make: Callable[[int], np.ndarray]) -> jax.Array:
@@ -138,7 +188,7 @@ def _variance_scaling(params: dict, shape: tuple[int, ...], dtype: np.dtype, nam
     """JAX's variance scaling (fans by JAX's rule; complex dtypes as JAX draws them)."""
     scale, mode, distribution = params.pop("scale"), params.pop("mode"), params.pop("distribution")
     fans = jax_fans(shape, params.pop("in_axis", -2), params.pop("out_axis", -1), params.pop("batch_axis", ()))
-    scale = check_real("scale", _number(scale))
+    scale = check_real("scale", scale)
     denominators = {"fan_in": fans[0], "fan_out": fans[1], "fan_avg": (fans[0] + fans[1]) / 2,
                     "fan_geo_avg": math.sqrt(fans[0] * fans[1])}
     if mode not in denominators:
@@ -167,56 +217,111 @@ _VARIANCE_SCALING = ("glorot_uniform", "glorot_normal", "he_uniform", "he_normal
                      "variance_scaling")
 _CONSTANT = ("zeros", "ones", "constant")
 _REAL_ONLY = ("uniform", "truncated_normal")  # JAX draws these in float dtypes only
+_COMPLEX_NAMES = ("complex64", "complex128")
 
 
-def _maker(scheme: str, params: dict, shape: tuple[int, ...], dtype: np.dtype, name: str,
+def _check_dtype(base: str, dtype: np.dtype) -> None:
+    """Refuse a dtype JAX does not draw ``base`` in (JAX's message), or one fastinit does not write
+    (JAX's 8-bit float draws have a handful of values, or NaN: draw float32 and cast)."""
+    kinds = "a float" if base in _REAL_ONLY else "a float or complex"
+    accepted = FLOAT_NAMES if base in _REAL_ONLY else FLOAT_NAMES + _COMPLEX_NAMES
+    if dtype.name in accepted:
+        return
+    if jax.dtypes.issubdtype(dtype, np.floating):
+        raise JaxDtypeError(f"fastinit.jax.{base} draws {', '.join(accepted)}; got {dtype.name} (draw float32 and "
+                            f"cast: .astype(jnp.{dtype.name}))")
+    raise JaxDtypeError(f"dtype argument to `{base}` must be {kinds} dtype, got {dtype.name}")
+
+
+def _maker(base: str, params: dict, shape: tuple[int, ...], dtype: np.dtype, name: str,
            column_axis: int) -> Callable[[int], np.ndarray]:
-    """``make(seed) -> np.ndarray``: JAX's initializer ``scheme`` with ``params`` for one shape and dtype."""
-    base = _ALIASES.get(scheme, scheme)
+    """``make(seed) -> np.ndarray``: JAX's initializer ``base`` with concrete ``params`` for one shape
+    and a dtype it draws."""
     convention = TABLE["jax"][base]
     params = {k: _number(v) for k, v in params.items()}
-    complex_ = dtype.name in ("complex64", "complex128")
-    if not (dtype.name in FLOAT_NAMES or complex_) or (complex_ and base in _REAL_ONLY):
-        kinds = "a float" if base in _REAL_ONLY else "a float or complex"
-        raise JaxDtypeError(f"dtype argument to `{base}` must be {kinds} dtype, got {dtype.name}")
+    complex_ = dtype.name in _COMPLEX_NAMES
     if base in _VARIANCE_SCALING:
         return _variance_scaling({**convention.fixed, **params}, shape, dtype, name)
     if complex_ and base == "normal":
-        stddev = check_real("stddev", params.get("stddev", 1e-2))
+        stddev = check_real("stddev", params["stddev"])
         return lambda seed: _as_complex(complex_normal_(_complex_view(shape, dtype), stddev, seed=seed, name=name),
                                         dtype)
-    if base in _ORTHOGONAL:
-        axis = column_axis % len(shape) if shape else 0
-        if shape and axis != len(shape) - 1 and base == "delta_orthogonal":
-            raise ValueError("delta_orthogonal supports only column_axis=-1")
-        columns_last = shape[:axis] + shape[axis + 1:] + (shape[axis],) if shape else shape
+    if base == "orthogonal":
+        axis = column_axis % len(shape)
+        columns_last = shape[:axis] + shape[axis + 1:] + (shape[axis],)
         if complex_:
-            tensor = orthogonal_tensor if base == "orthogonal" else delta_orthogonal_tensor
-            gain = check_real("scale", params.get("scale", 1.0))
+            gain = check_real("scale", params["scale"])
 
             def full(seed: int) -> np.ndarray:
-                return tensor(columns_last, gain, "jax", seed, name, complex_=True).astype(dtype)
+                return orthogonal_tensor(columns_last, gain, "jax", seed, name, complex_=True).astype(dtype)
         else:
 
             def full(seed: int) -> np.ndarray:
                 return _init(columns_last, convention, dtype, seed=seed, name=name, **params)
 
-        return lambda seed: np.ascontiguousarray(np.moveaxis(full(seed), -1, axis)) if shape else full(seed)
+        return lambda seed: np.ascontiguousarray(np.moveaxis(full(seed), -1, axis))
     return lambda seed: _init(shape, convention, dtype, seed=seed, name=name, **params)
 
 
-def _initializer(scheme: str, params: dict, default_dtype: Any, name: str, column_axis: int = -1) -> Initializer:
-    convention = TABLE["jax"][_ALIASES.get(scheme, scheme)]
+def _bound(argname: str, value: Any) -> float:
+    """A ``truncated_normal`` bound: a concrete real number (the bounds shape the distribution fastinit draws)."""
+    bound = _real(value)
+    if bound is None:
+        raise TypeError(f"fastinit.jax.truncated_normal: {argname} must be a concrete real number (not an array with "
+                        f"dims or a traced value), got {type(value).__name__}")
+    return bound
+
+
+def _clipped_at_upper(upper: float, stddev: Any, shape: tuple[int, ...], dtype: np.dtype) -> jax.Array:
+    """JAX's ``truncated_normal`` when ``lower >= upper``: its clip to ``(nextafter(lower, inf),
+    nextafter(upper, -inf))`` leaves ``nextafter(upper, -inf)`` (``upper`` converted as JAX converts
+    it: to JAX's default float, then to ``dtype``), times ``jnp.array(stddev, dtype)``."""
+    top = jax.lax.nextafter(jnp.asarray(upper).astype(dtype), jnp.asarray(-np.inf, dtype))
+    return jnp.full(shape, top, dtype) * jnp.array(stddev, dtype)
+
+
+def _draw(base: str, params: dict, key: Any, shape: tuple[int, ...], dtype: np.dtype, name: str,
+          column_axis: Any) -> jax.Array:
+    """JAX's drawing initializer ``base``: checks in JAX's order, fastinit's fill, and JAX's arithmetic
+    for what the fill does not take (see the module docstring)."""
+    if base == "delta_orthogonal":  # as JAX builds it: the orthogonal (in, out) matrix at the center tap
+        if len(shape) not in (3, 4, 5):
+            raise ValueError("Delta orthogonal initializer requires a 3D, 4D or 5D shape.")
+        if shape[-1] < shape[-2]:
+            raise ValueError("`fan_in` must be less or equal than `fan_out`. ")
+        matrix = _draw("orthogonal", params, key, shape[-2:], dtype, name, column_axis)
+        return jnp.zeros(shape, dtype).at[tuple((k - 1) // 2 for k in shape[:-2])].set(matrix)
+    if base == "orthogonal":
+        if len(shape) < 2:
+            raise ValueError("orthogonal initializer requires at least a 2D shape")
+        if 0 in shape:
+            return jnp.zeros(shape, dtype)
+        if not -len(shape) <= column_axis < len(shape):
+            raise IndexError(f"column_axis {column_axis} is out of range for the {len(shape)}-D shape {shape}")
+    _check_dtype(base, dtype)
+    if base == "truncated_normal":
+        lower, upper = _bound("lower", params["lower"]), _bound("upper", params["upper"])
+        if lower >= upper:
+            _key_words(key)  # checked as for a draw
+            return _clipped_at_upper(upper, params["stddev"], shape, dtype)
+    scale = _SCALES.get(base)
+    value = _real(params[scale.param]) if scale else None
+    if scale is None or (value is not None and math.isfinite(value) and scale.fill_takes(value)):
+        return _run(key, shape, dtype, _maker(base, params, shape, dtype, name, column_axis))
+    standard = _run(key, shape, dtype, _maker(base, {**params, scale.param: 1.0}, shape, dtype, name, column_axis))
+    return standard * scale.factor(params[scale.param], dtype)
+
+
+def _initializer(scheme: str, params: dict, default_dtype: Any, name: str, column_axis: Any = -1) -> Initializer:
+    base = _ALIASES.get(scheme, scheme)
+    convention = TABLE["jax"][base]
 
     # as in JAX: the factory's dtype is the default; an explicit None means JAX's default float
     def init(key: Any, shape: Sequence[int], dtype: Any = default_dtype, out_sharding: Any = None) -> jax.Array:
-        shape = check_shape(shape)
-        dtype = _dtype(dtype)
-        if scheme in _CONSTANT and dtype.name not in FLOAT_NAMES:  # integers, bools, complex: JAX's own
-            array = getattr(jax.nn.initializers, scheme)
-            array = array(key, shape, dtype) if scheme != "constant" else array(**params)(key, shape, dtype)
-        else:
-            array = _run(key, shape, dtype, _maker(scheme, params, shape, dtype, name, column_axis))
+        if scheme in _CONSTANT:  # nothing drawn: JAX's own
+            own = getattr(jax.nn.initializers, scheme)
+            return (own(**params) if params else own)(key, shape, dtype, out_sharding)
+        array = _draw(base, params, key, _shape(shape, base), _dtype(dtype), name, column_axis)
         return array if out_sharding is None else jax.device_put(array, out_sharding)
 
     init.__name__ = scheme

@@ -94,6 +94,16 @@ def test_traced_key_under_jit_and_vmap():
         assert_bits_equal(batched[i], np.asarray(init(keys[i], (8, 4))))
 
 
+def test_a_key_is_one_stream_for_every_initializer():
+    """As documented: reusing a key is a user error (as in JAX), and shows as shared values."""
+    short, long = (np.asarray(fij.normal()(KEY, shape)) for shape in ((10,), (20,)))
+    assert np.array_equal(short, long[:10])
+    a, b = np.asarray(fij.normal()(KEY, (4000,))), np.asarray(fij.uniform()(KEY, (4000,)))
+    assert abs(np.corrcoef(a, b)[0, 1]) > 0.2
+    k1, k2 = jax.random.split(KEY)
+    assert abs(np.corrcoef(np.asarray(fij.normal()(k1, (4000,))), np.asarray(fij.uniform()(k2, (4000,))))[0, 1]) < 0.05
+
+
 def test_tiny_jitted_model():
     k1, k2 = jax.random.split(KEY)
     params = {"w1": fij.he_normal()(k1, (8, 16)), "w2": fij.glorot_uniform()(k2, (16, 1))}
@@ -114,10 +124,12 @@ def test_tiny_jitted_model():
     (lambda: fij.normal()(np.float32([0, 1]), (3,)), TypeError, "float32"),
     (lambda: fij.normal()(KEY, (3,), jnp.int32), TypeError, "must be a float or complex dtype, got int32"),
     (lambda: fij.normal()(KEY, "3"), TypeError, "shape"),
-    (lambda: fij.normal(-1.0)(KEY, (3,)), ValueError, "std"),
+    (lambda: fij.normal(1e10)(KEY, (3,), jnp.float16), ValueError, "overflow float16"),
     (lambda: fij.glorot_uniform(bogus=1), TypeError, "glorot_uniform"),
     (lambda: fij.variance_scaling(1.0, "fan_sum", "normal")(KEY, (3, 3)), ValueError, "mode"),
-    (lambda: fij.delta_orthogonal(column_axis=0)(KEY, (3, 3, 4)), ValueError, "column_axis"),
+    (lambda: fij.orthogonal(column_axis=2)(KEY, (3, 4)), IndexError, "column_axis 2 is out of range"),
+    (lambda: fij.delta_orthogonal()(KEY, (0, 4)), ValueError, "3D, 4D or 5D"),
+    (lambda: fij.normal()(KEY, (3,), jnp.float8_e4m3fn), TypeError, "draws float32, float64, float16, bfloat16"),
 ])
 def test_bad_input(call, error, match):
     with pytest.raises(error, match=match):

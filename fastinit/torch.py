@@ -6,12 +6,13 @@ the values are exactly those of the NumPy API, whatever the tensor's strides or 
 
 * Drop-in fills: ``fastinit.torch.kaiming_uniform_(w, a=math.sqrt(5), seed=0, name="fc.weight")``
   takes ``torch.nn.init``'s arguments plus ``seed`` and ``name``, and behaves as torch does around
-  the values: meta tensors are no-ops, complex tensors are filled through their real view,
-  tensors are accepted as hyperparameters, degenerate parameters, warnings and exception classes
-  are torch's (see ``fastinit._torch_init``). CPU tensors of float32, float64, float16 and bfloat16
-  (and complex) are written in place through shared memory; a non-contiguous tensor is filled by
-  logical index (through a contiguous temporary of its size). Nothing is recorded by autograd; the
-  tensor's version counter is bumped as an in-place torch op would.
+  the values: meta and fake tensors are no-ops, complex tensors are filled through their real view,
+  0-d tensors and bools are accepted as hyperparameters, degenerate parameters, warnings, exception
+  classes and ``__torch_function__`` overrides are torch's (see ``fastinit._torch_init``). CPU
+  tensors of float32, float64, float16 and bfloat16 (and complex) are written in place through
+  shared memory; a non-contiguous tensor is filled by logical index (through a contiguous
+  temporary of its size). Nothing is recorded by autograd; the tensor's version counter is bumped
+  as an in-place torch op would.
 * DTensor: a ``torch.distributed.tensor.DTensor`` is filled shard by shard: each rank fills only its
   local tensor, at the global offset given by its placements (``Shard(dim)`` as ``torch.chunk``
   splits, also uneven; ``Replicate``; any mesh), so the assembled tensor is the single-process
@@ -21,7 +22,7 @@ the values are exactly those of the NumPy API, whatever the tensor's strides or 
   ``fastinit._torch_modules`` for each layer type's default.
 * [`patched`][fastinit.torch.patched]: every ``torch.nn.init`` function is fastinit's inside a
   ``with`` block, keyed by parameter name, so a module's own ``reset_parameters()`` draws
-  fastinit values.
+  fastinit values (see ``fastinit._torch_patch`` for what it reaches and how it keys a tensor).
 
 Examples:
     >>> import torch, fastinit.torch as fit

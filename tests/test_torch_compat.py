@@ -1,16 +1,21 @@
 """fastinit.torch behaves as torch.nn.init, side by side with torch itself: the same result kind
-(value, no-op, exception class, warning text) for degenerate parameters, tensor hyperparameters,
-complex, integer, meta and zero-element tensors; the same distributions (two-sample KS against
-torch's own draws); torch's deprecated names; calculate_gain."""
+(value, no-op, exception class, warning text) for degenerate parameters, tensor, NumPy and bool
+hyperparameters, complex, integer, meta and zero-element tensors (hand-picked cases, then grids of
+every argument value and of dtypes and shapes); fake, sparse, nested and inference tensors;
+``__torch_function__`` overrides; the same distributions (two-sample KS against torch's own
+draws); torch's deprecated names; calculate_gain."""
 
 import math
 import warnings
+from typing import ClassVar
 
 import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
 stats = pytest.importorskip("scipy.stats")
+from torch_modes import SeenCalls  # noqa: E402
+
 import fastinit.torch as fit  # noqa: E402
 
 init = torch.nn.init
@@ -30,22 +35,72 @@ def outcome(call):
     return ("returns", result, messages)
 
 
-def _same_outcome(theirs, ours, values):
+def _comparable(t):
+    """The values of ``t`` as a strided tensor (None for a tensor without data)."""
+    from torch._subclasses.fake_tensor import is_fake
+
+    if t.is_meta or is_fake(t):
+        return None
+    if t.is_nested:
+        return torch.nested.to_padded_tensor(t, 0.0)
+    return t.to_dense() if t.layout != torch.strided else t
+
+
+def _kind(t):
+    """A result's dtype, shape (a nested tensor's components' shapes), layout and device."""
+    shape = tuple(c.shape for c in t.unbind()) if t.is_nested else t.shape
+    return t.dtype, shape, t.layout, t.device
+
+
+def _same_values(ours, theirs):
+    """Equal values, NaN equal to NaN (tensors without data have none to differ)."""
+    ours, theirs = _comparable(ours), _comparable(theirs)
+    if ours is None or theirs is None:
+        return True
+    try:
+        torch.testing.assert_close(ours, theirs, rtol=0, atol=0, equal_nan=True)
+    except AssertionError:
+        return False
+    return True
+
+
+#: a warning fastinit leaves out on purpose: its inverse-CDF draws are exact however far the mean is
+FAR_MEAN = "mean is more than 2 std from [a, b] in nn.init.trunc_normal_. The distribution of values may be incorrect."
+
+
+def _differences(theirs, ours, values):
+    """How fastinit's outcome differs from torch's (``values``: compare the values too)."""
     if theirs[0] == "raises":
-        assert ours[0] == "raises", f"torch raises {theirs[1]!r}, fastinit returns"
-        assert isinstance(ours[1], type(theirs[1])), f"torch raises {type(theirs[1])}, fastinit {type(ours[1])}"
-        return
-    assert ours[0] == "returns", f"torch returns, fastinit raises {ours[1]!r}"
-    _, t, t_warnings = theirs
-    _, o, o_warnings = ours
-    assert o_warnings == t_warnings
-    assert (o.dtype, o.shape, o.device) == (t.dtype, t.shape, t.device)
-    if values and not t.is_meta:
-        assert torch.equal(o, t)
+        if ours[0] != "raises":
+            return [f"torch raises {theirs[1]!r}, fastinit returns"]
+        if not isinstance(ours[1], type(theirs[1])):
+            return [f"torch raises {type(theirs[1]).__name__}({theirs[1]}), "
+                    f"fastinit {type(ours[1]).__name__}({ours[1]})"]
+        return []
+    if ours[0] != "returns":
+        return [f"torch returns, fastinit raises {ours[1]!r}"]
+    (_, t, t_warnings), (_, o, o_warnings) = theirs, ours
+    found = []
+    if o_warnings != tuple(w for w in t_warnings if w[1] != FAR_MEAN):
+        found.append(f"warnings: torch {t_warnings}, fastinit {o_warnings}")
+    if _kind(o) != _kind(t):
+        found.append(f"torch gives {_kind(t)}, fastinit {_kind(o)}")
+    elif values and not _same_values(o, t):
+        found.append(f"values: torch {t.flatten()[:4].tolist()}, fastinit {o.flatten()[:4].tolist()}")
+    return found
+
+
+def _same_outcome(theirs, ours, values):
+    differences = _differences(theirs, ours, values)
+    assert not differences, differences
 
 
 def f32(*shape):
     return lambda: torch.zeros(*shape)
+
+
+def f16(*shape):
+    return lambda: torch.zeros(*shape, dtype=torch.float16)
 
 
 def c64(*shape):
@@ -164,6 +219,31 @@ CASES = [
     ("uniform_", f32(0, 3), (), {}, False),
     ("trunc_normal_", f32(0, 3), (), {}, False),
     ("eye_", f32(0, 3), (), {}, True),
+    # infinite and NaN values torch fills or computes with, bools as 0 and 1
+    ("constant_", f32(5), (-math.inf,), {}, True),
+    ("constant_", f32(5), (math.nan,), {}, True),
+    ("constant_", f16(5), (1e10,), {}, False),
+    ("constant_", f16(5), (torch.tensor(1e10),), {}, True),
+    ("constant_", f32(5), (torch.tensor([0.5]),), {}, False),
+    ("kaiming_uniform_", f32(3, 4), (), {"a": math.inf}, True),
+    ("kaiming_normal_", f32(3, 4), (), {"a": -math.inf}, True),
+    ("kaiming_uniform_", f32(3, 4), (), {"a": math.nan}, False),
+    ("kaiming_normal_", meta(3, 4), (), {"a": math.nan}, False),
+    ("kaiming_uniform_", f32(3, 4), (), {"mode": None}, False),
+    ("uniform_", f32(5), (True, True), {}, True),
+    ("normal_", f32(5), (np.bool_(True), torch.tensor(False)), {}, True),
+    ("dirac_", f32(4, 2, 3), (True,), {}, True),
+    ("dirac_", f32(4, 2, 3), (-1,), {}, True),
+    ("dirac_", f32(4, 2, 3), (np.float32(2),), {}, False),
+    ("trunc_normal_", f32(5), (0.0, np.float32(0)), {}, True),
+    ("trunc_normal_", f32(5), (0.0, torch.tensor(0.0)), {}, True),
+    ("sparse_", f32(6, 4), (math.inf,), {}, False),
+    ("normal_", f32(5), (torch.tensor([0.5]),), {}, False),
+    ("xavier_normal_", f32(3, 4), (torch.tensor([0.5]),), {}, False),
+    ("normal_", meta(3, dtype=torch.int32), (), {}, False),
+    ("xavier_normal_", meta(3, 4, dtype=torch.bool), (), {}, False),
+    ("normal_", i32(0, 3), (), {}, False),
+    ("sparse_", i32(0, 3), (0.5,), {}, False),
 ]
 
 
@@ -174,6 +254,141 @@ def test_same_outcome_as_torch(function, make, args, kwargs, values):
     draws = function not in ("constant_", "ones_", "zeros_", "eye_", "dirac_")
     ours = outcome(lambda: getattr(fit, function)(make(), *args, **kwargs, **({"seed": SEED} if draws else {})))
     _same_outcome(theirs, ours, values)
+
+
+# ------------------------------------------------------------------------------------- grids
+FILLS_NOTHING = ("constant_", "ones_", "zeros_", "eye_", "dirac_")
+
+
+def compare(function, make, args=(), kwargs=None):
+    """``(differences, torch's outcome, fastinit's)`` of the call on a fresh ``make()`` each: the values
+    are compared where torch's do not depend on its generator (two torch seeds give the same)."""
+    kwargs = kwargs or {}
+    runs = []
+    for torch_seed in (0, 1):
+        torch.manual_seed(torch_seed)
+        runs.append(outcome(lambda: getattr(init, function)(make(), *args, **kwargs)))
+    theirs, again = runs
+    fixed = theirs[0] == again[0] == "returns" and _same_values(theirs[1], again[1])
+    seed = {} if function in FILLS_NOTHING else {"seed": SEED}
+    ours = outcome(lambda: getattr(fit, function)(make(), *args, **kwargs, **seed))
+    return _differences(theirs, ours, fixed), theirs, ours
+
+
+def left_different(function, args, kwargs, theirs, ours):
+    """Why fastinit differs from torch here on purpose (docs/backends.md lists these), or None."""
+    values = [*args, *kwargs.values()]
+    refused = ours[0] == "raises" and isinstance(ours[1], ValueError)
+    if refused and function == "sparse_" and isinstance(args[0], (int, float)) and args[0] < 0:
+        return "a negative sparsity is an error (torch zeroes rows counted from the end)"
+    written = theirs[1] if theirs[0] == "returns" and not theirs[1].is_meta else torch.zeros(())
+    non_finite = any(isinstance(v, float) and not math.isfinite(v) for v in values)
+    if refused and theirs[0] == "returns" and not function.startswith("kaiming") and (
+            non_finite or not bool(torch.isfinite(written).all())):
+        return "a draw that overflows the dtype, or has non-finite parameters, is an error (torch writes them)"
+    if refused and function == "trunc_normal_" and any(isinstance(v, (int, float)) and not -1e9 < v < 1e9
+                                                       for v in values[:2]):
+        return ("a trunc_normal_ with a non-finite mean or std, or an interval too far from the mean for its "
+                "probability, is an error (torch draws from a meaningless interval)")
+    if function == "orthogonal_" and any(isinstance(v, complex) or (isinstance(v, torch.Tensor) and v.numel() > 1)
+                                         for v in values):
+        return "a gain of several values or a complex gain is fastinit's TypeError (torch's RuntimeError)"
+    return None
+
+
+#: every kind of hyperparameter value: numbers, NumPy scalars, bools, 0-d and 1-d tensors, non-numbers
+VALUES = [0, 1, -1, 0.5, math.inf, -math.inf, math.nan, True, False, np.float32(0.5), np.float64(0.5), np.int64(2),
+          np.bool_(True), np.float32(0), torch.tensor(0.5), torch.tensor(0.0), torch.tensor([0.5]),
+          torch.tensor([0.5, 1.0]), torch.tensor(2), torch.tensor(True), "1", None, 1 + 0j, 1e10, -1e10]
+# each hyperparameter of each function: (function, tensor, args and kwargs with the value in its place)
+SLOTS = {
+    "uniform_ a": ("uniform_", f32(6, 5), lambda v: ((v,), {})),
+    "uniform_ b": ("uniform_", f32(6, 5), lambda v: ((-2, v), {})),
+    "uniform_ b float16": ("uniform_", f16(6, 5), lambda v: ((-2, v), {})),
+    "uniform_ b meta": ("uniform_", meta(6, 5), lambda v: ((-2, v), {})),
+    "normal_ mean": ("normal_", f32(6, 5), lambda v: ((v,), {})),
+    "normal_ std": ("normal_", f32(6, 5), lambda v: ((0, v), {})),
+    "normal_ std float16": ("normal_", f16(6, 5), lambda v: ((0, v), {})),
+    "normal_ std meta": ("normal_", meta(6, 5), lambda v: ((0, v), {})),
+    "normal_ std empty": ("normal_", f32(0, 5), lambda v: ((0, v), {})),
+    "trunc_normal_ mean": ("trunc_normal_", f32(6, 5), lambda v: ((v,), {})),
+    "trunc_normal_ std": ("trunc_normal_", f32(6, 5), lambda v: ((0, v), {})),
+    "trunc_normal_ a": ("trunc_normal_", f32(6, 5), lambda v: ((0, 1, v), {})),
+    "trunc_normal_ b": ("trunc_normal_", f32(6, 5), lambda v: ((0, 1, -2, v), {})),
+    "trunc_normal_ b float16": ("trunc_normal_", f16(6, 5), lambda v: ((0, 1, -2, v), {})),
+    "constant_ val": ("constant_", f32(6, 5), lambda v: ((v,), {})),
+    "constant_ val float16": ("constant_", f16(6, 5), lambda v: ((v,), {})),
+    "constant_ val int32": ("constant_", i32(3), lambda v: ((v,), {})),
+    "constant_ val meta": ("constant_", meta(3), lambda v: ((v,), {})),
+    "xavier_uniform_ gain": ("xavier_uniform_", f32(6, 5), lambda v: ((v,), {})),
+    "xavier_uniform_ gain empty": ("xavier_uniform_", f32(0, 5), lambda v: ((v,), {})),
+    "xavier_normal_ gain": ("xavier_normal_", f32(6, 5), lambda v: ((v,), {})),
+    "xavier_normal_ gain meta": ("xavier_normal_", meta(6, 5), lambda v: ((v,), {})),
+    "kaiming_uniform_ a": ("kaiming_uniform_", f32(6, 5), lambda v: ((v,), {})),
+    "kaiming_uniform_ a meta": ("kaiming_uniform_", meta(6, 5), lambda v: ((v,), {})),
+    "kaiming_normal_ a": ("kaiming_normal_", f32(6, 5), lambda v: ((v,), {})),
+    "kaiming_normal_ a meta": ("kaiming_normal_", meta(6, 5), lambda v: ((v,), {})),
+    "kaiming_normal_ a complex": ("kaiming_normal_", c64(6, 5), lambda v: ((v,), {})),
+    "kaiming_uniform_ a relu": ("kaiming_uniform_", f32(6, 5), lambda v: ((v,), {"nonlinearity": "relu"})),
+    "kaiming_uniform_ mode": ("kaiming_uniform_", f32(6, 5), lambda v: ((0,), {"mode": v})),
+    "kaiming_uniform_ nonlinearity": ("kaiming_uniform_", f32(6, 5), lambda v: ((0,), {"nonlinearity": v})),
+    "orthogonal_ gain": ("orthogonal_", f32(6, 5), lambda v: ((v,), {})),
+    "sparse_ sparsity": ("sparse_", f32(6, 5), lambda v: ((v,), {})),
+    "sparse_ sparsity empty": ("sparse_", f32(0, 5), lambda v: ((v,), {})),
+    "sparse_ std": ("sparse_", f32(6, 5), lambda v: ((0.5, v), {})),
+    "dirac_ groups": ("dirac_", f32(6, 2, 3), lambda v: ((v,), {})),
+    "dirac_ groups meta": ("dirac_", meta(6, 2, 3), lambda v: ((v,), {})),
+    "dirac_ groups int64": ("dirac_", lambda: torch.zeros(6, 2, 3, dtype=torch.int64), lambda v: ((v,), {})),
+}
+
+
+@pytest.mark.parametrize("slot", sorted(SLOTS))
+def test_every_hyperparameter_value_as_torch(slot):
+    function, make, place = SLOTS[slot]
+    found = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch's tensor arithmetic on odd values warns; compare() records its own
+        for value in VALUES:
+            args, kwargs = place(value)
+            differences, theirs, ours = compare(function, make, args, kwargs)
+            if differences and not left_different(function, args, kwargs, theirs, ours):
+                found.append(f"{value!r}: {differences}")
+    assert not found, "\n".join(found)
+
+
+GRID_DTYPES = [torch.float32, torch.float16, torch.bfloat16, torch.float64, torch.complex64, torch.complex128,
+               torch.int32, torch.int64, torch.uint8, torch.int8, torch.bool, torch.float8_e4m3fn]
+GRID_SHAPES = [(), (5,), (0,), (3, 4), (0, 4), (4, 0), (1, 1), (2, 3, 5), (2, 2, 3, 3), (4, 2, 3, 3, 3)]
+GRID_ARGS = {"constant_": (0.5,), "sparse_": (0.3,)}
+
+
+def _dtype_left_different(function, dtype, shape, device):
+    if function == "orthogonal_" and dtype in (torch.float16, torch.bfloat16) and device == "cpu":
+        return "orthogonal_ fills float16 and bfloat16 (torch's CPU QR has no kernel for them)"
+    if function == "dirac_" and len(shape) > 2 and 0 in shape[2:] and device == "cpu":
+        return "dirac_ leaves a tensor with an empty kernel dim as it is (torch indexes its tap: IndexError)"
+    return None
+
+
+@pytest.mark.parametrize("function", ["uniform_", "normal_", "trunc_normal_", "constant_", "ones_", "zeros_", "eye_",
+                                      "dirac_", "xavier_uniform_", "xavier_normal_", "kaiming_uniform_",
+                                      "kaiming_normal_", "orthogonal_", "sparse_"])
+def test_every_dtype_shape_and_device_as_torch(function):
+    found = []
+    for dtype in GRID_DTYPES:
+        for shape in GRID_SHAPES:
+            for device in ("cpu", "meta"):
+                for requires_grad in (False, True) if dtype.is_floating_point else (False,):
+                    if _dtype_left_different(function, dtype, shape, device):
+                        continue
+
+                    def make(dtype=dtype, shape=shape, device=device, requires_grad=requires_grad):
+                        return torch.zeros(shape, dtype=dtype, device=device, requires_grad=requires_grad)
+
+                    differences = compare(function, make, GRID_ARGS.get(function, ()))[0]
+                    if differences:
+                        found.append(f"{dtype} {shape} {device} requires_grad={requires_grad}: {differences}")
+    assert not found, "\n".join(found)
 
 
 def _parts(t):
@@ -239,7 +454,8 @@ def test_deprecated_names_warn_as_torch_does(old):
     ("linear", None), ("conv1d", None), ("conv_transpose3d", None), ("sigmoid", None), ("tanh", None),
     ("relu", None), ("selu", None), ("leaky_relu", None), ("leaky_relu", 0), ("leaky_relu", 0.2), ("leaky_relu", 10),
     ("leaky_relu", True), ("leaky_relu", [1]), ("leaky_relu", {"a": "b"}), ("leaky_relu", np.float32(0.2)),
-    ("bogus", None), ("ab", None),
+    ("leaky_relu", math.inf), ("leaky_relu", -math.inf), ("leaky_relu", math.nan), ("leaky_relu", np.float64(math.inf)),
+    ("leaky_relu", 1e200), ("bogus", None), ("ab", None),
 ])
 def test_calculate_gain_as_torch(nonlinearity, param):
     theirs = outcome(lambda: init.calculate_gain(nonlinearity, param))
@@ -247,4 +463,85 @@ def test_calculate_gain_as_torch(nonlinearity, param):
     if theirs[0] == "raises":
         assert ours[0] == "raises" and isinstance(ours[1], type(theirs[1]))
     else:
-        assert ours[1] == theirs[1] and type(ours[1]) is type(theirs[1])
+        assert type(ours[1]) is type(theirs[1])
+        assert ours[1] == theirs[1] or (math.isnan(ours[1]) and math.isnan(theirs[1]))
+
+
+# --------------------------------------------------- tensors without data, other layouts, overrides
+def fake(*shape):
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    mode = FakeTensorMode()
+    with mode:
+        return torch.empty(*shape)
+
+
+def nested(tensors):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch's warning that nested tensors are a prototype
+        return torch.nested.nested_tensor(tensors)
+
+
+def inference(*shape):
+    with torch.inference_mode():
+        return torch.zeros(*shape)
+
+
+KINDS = {
+    # (torch's trunc_normal_ and sparse_ need the data of a fake tensor, fastinit's leave it as a meta one)
+    "fake": (lambda: fake(4, 3), ["uniform_", "normal_", "constant_", "zeros_", "ones_", "eye_", "xavier_uniform_",
+                                  "xavier_normal_", "kaiming_uniform_", "kaiming_normal_", "orthogonal_"]),
+    "sparse": (lambda: torch.ones(4, 3).to_sparse(), ["zeros_", "ones_", "constant_", "eye_"]),
+    "nested": (lambda: nested([torch.ones(2), torch.ones(3)]), ["zeros_", "ones_", "constant_"]),
+    "inference": (lambda: inference(4, 3), ["uniform_", "normal_", "trunc_normal_", "constant_", "zeros_", "ones_",
+                                            "eye_", "xavier_uniform_", "xavier_normal_", "kaiming_uniform_",
+                                            "kaiming_normal_", "orthogonal_", "sparse_"]),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_tensors_without_data_of_other_layouts_and_inference_tensors_as_torch(kind):
+    make, functions = KINDS[kind]
+    found = []
+    for function in functions:
+        differences = compare(function, make, GRID_ARGS.get(function, ()))[0]
+        if differences:
+            found.append(f"{function}: {differences}")
+    assert not found, found
+
+
+def test_inference_tensors_are_filled_inside_inference_mode():
+    with torch.inference_mode():
+        theirs = outcome(lambda: init.normal_(inference(4, 3)))
+        ours = outcome(lambda: fit.normal_(inference(4, 3), seed=SEED, name="w"))
+    _same_outcome(theirs, ours, values=False)
+    assert torch.equal(ours[1], fit.normal_(torch.zeros(4, 3), seed=SEED, name="w"))
+
+
+class _Tracked(torch.Tensor):
+    seen: ClassVar[list] = []
+
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):
+        cls.seen.append(getattr(func, "__name__", "?"))
+        return super().__torch_function__(func, types, args, kwargs or {})
+
+
+OVERRIDDEN = [("uniform_", ()), ("normal_", ()), ("constant_", (0.5,)), ("kaiming_uniform_", ())]
+
+
+@pytest.mark.parametrize("function, args", OVERRIDDEN, ids=[f for f, _ in OVERRIDDEN])
+def test_torch_function_modes_and_subclasses_see_the_call_as_in_torch(function, args):
+    draws = {} if function == "constant_" else {"seed": SEED, "name": "w"}
+    expected = getattr(fit, function)(torch.zeros(4, 3), *args, **draws)
+    seen = {}
+    for who, call in (("torch", lambda t: getattr(init, function)(t, *args)),
+                      ("fastinit", lambda t: getattr(fit, function)(t, *args, **draws))):
+        tensor, subclass_tensor = torch.zeros(4, 3), torch.zeros(4, 3).as_subclass(_Tracked)
+        with SeenCalls() as mode:
+            result = call(tensor)
+        _Tracked.seen = []
+        subclass_result = call(subclass_tensor)
+        seen[who] = (mode.seen[0], _Tracked.seen[0], type(subclass_result))
+    assert seen["fastinit"] == seen["torch"] == (function, function, _Tracked)
+    assert torch.equal(result, expected) and torch.equal(subclass_result.as_subclass(torch.Tensor), expected)

@@ -1,10 +1,19 @@
 """fastinit.torch.patched: modules' own reset_parameters (every torch.nn layer type with parameters,
 built normally, on meta and with zero-size dims) draw fastinit values keyed by parameter name, with
-torch's distributions and warnings; views are keyed by their box; copies of the init functions
-bound elsewhere are replaced and restored."""
+torch's distributions and warnings; views are keyed by their box, also of strided parameters, of
+Parameter subclasses and of DTensors; copies of the init functions bound elsewhere are replaced and
+restored, and those bound inside a block are torch's own after it; unresolved tensors are
+reproducible under an explicit seed; draws from torch's generator inside a block warn; blocks of
+two threads are refused, calls from any thread are keyed."""
 
+import contextlib
 import math
+import os
+import pickle
+import socket
 import sys
+import threading
+import time
 import types
 import warnings
 
@@ -13,9 +22,11 @@ import pytest
 
 torch = pytest.importorskip("torch")
 stats = pytest.importorskip("scipy.stats")
+from torch_modes import SeenCalls  # noqa: E402
+
 import fastinit as fi  # noqa: E402
 import fastinit.torch as fit  # noqa: E402
-from fastinit._torch_patch import TORCH_FUNCTIONS  # noqa: E402
+from fastinit._torch_patch import TORCH_FUNCTIONS, Resolver, patching  # noqa: E402
 
 nn = torch.nn
 SEED = 5
@@ -212,14 +223,34 @@ def test_views_are_keyed_by_their_box_in_the_parameter():
     assert float(model[1].weight[4].detach().abs().max()) == 0
 
 
-def test_unresolved_tensors_take_the_default_stream():
+def test_unresolved_tensors_take_the_default_stream_without_a_seed():
     fi.manual_seed(3)
-    with fit.patched(seed=SEED):
+    with fit.patched():
         a = torch.nn.init.normal_(torch.empty(100))
     fi.manual_seed(3)
-    with fit.patched(seed=SEED):
+    with fit.patched():
         b = torch.nn.init.normal_(torch.empty(100))
     assert torch.equal(a, b)
+
+
+def test_unresolved_tensors_are_keyed_by_call_order_under_an_explicit_seed():
+    def run(seed):
+        fi.manual_seed(1)  # the default stream plays no part
+        with fit.patched(seed=seed):
+            built_inside = nn.Linear(6, 4)  # its constructor's own init: unresolved draws 0 and 1
+            first = torch.nn.init.normal_(torch.empty(50), 0.0, 2.0)
+            torch.nn.init.zeros_(torch.empty(3))  # draws nothing: no k
+            second = torch.nn.init.xavier_uniform_(torch.empty(5, 7))
+        return built_inside, first, second
+
+    built_inside, first, second = run(SEED)
+    fi.manual_seed(2)
+    again = run(SEED)
+    assert all(torch.equal(x, y) for x, y in zip(values(built_inside).values(), values(again[0]).values()))
+    assert torch.equal(first, again[1]) and torch.equal(second, again[2])
+    assert torch.equal(first, fit.normal_(torch.empty(50), 0.0, 2.0, seed=SEED, name="<unresolved 2>"))
+    assert torch.equal(second, fit.xavier_uniform_(torch.empty(5, 7), seed=SEED, name="<unresolved 3>"))
+    assert not torch.equal(run(SEED + 1)[1], first)
 
 
 def test_bound_copies_and_wrapper_tables_are_replaced_then_restored():
@@ -263,3 +294,299 @@ def test_deprecated_names_and_generators_under_the_patch():
     with fit.patched(layer, seed=SEED):
         torch.nn.init.uniform_(layer.weight, generator=torch.Generator())  # ignored: the name keys the values
     assert torch.equal(layer.weight, fit.uniform_(torch.empty(4, 4), seed=SEED, name="weight"))
+
+
+def outcome(call):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            result = call()
+        except Exception as err:  # comparing classes is the point
+            return ("raises", err, ())
+    return ("returns", result, tuple((w.category, str(w.message)) for w in caught))
+
+
+def test_copies_bound_inside_a_block_are_torchs_own_functions_after_it():
+    library = types.ModuleType("a_library_imported_inside_the_block")
+    layer = nn.Linear(8, 6)
+    with fit.patched(layer, seed=SEED):
+        exec("from torch.nn.init import normal_, xavier_uniform\nINITS = {'u': __import__('torch').nn.init.uniform_}",
+             library.__dict__)
+        sys.modules[library.__name__] = library
+    try:
+        assert library.normal_ is not TORCH_FUNCTIONS["normal_"]  # the replacement, kept
+        for ours, theirs, args in ((library.normal_, "normal_", (0.0, 2.0)), (library.INITS["u"], "uniform_", ()),
+                                   (library.xavier_uniform, "xavier_uniform", (0.5,))):
+            torch.manual_seed(0)
+            mine = outcome(lambda: ours(torch.empty(4, 3), *args))  # noqa: B023
+            torch.manual_seed(0)
+            reference = outcome(lambda: TORCH_FUNCTIONS[theirs](torch.empty(4, 3), *args))  # noqa: B023
+            assert mine[0] == reference[0] == "returns" and torch.equal(mine[1], reference[1]), theirs
+            assert mine[2] == reference[2]  # the deprecated name's FutureWarning, once
+        with fit.patched(layer, seed=SEED):  # a later block keys them again
+            library.normal_(layer.weight, 0.0, 0.5)
+        assert torch.equal(layer.weight, fit.normal_(torch.empty(6, 8), 0.0, 0.5, seed=SEED, name="weight"))
+    finally:
+        del sys.modules[library.__name__]
+
+
+class _Holder(nn.Module):
+    def __init__(self, parameter):
+        super().__init__()
+        self.w = parameter
+
+
+class _SubclassParameter(nn.Parameter):
+    pass
+
+
+# (label, parameter, the call on it, the function, args, the box it writes: (offset, shape) or None: whole)
+STRIDED = [
+    ("channels_last .data", lambda: nn.Parameter(torch.empty(8, 3, 3, 3).to(memory_format=torch.channels_last)),
+     lambda w: torch.nn.init.kaiming_normal_(w.data), "kaiming_normal_", (), None),
+    ("channels_last .data[:, 1]", lambda: nn.Parameter(torch.zeros(8, 3, 3, 3).to(memory_format=torch.channels_last)),
+     lambda w: torch.nn.init.normal_(w.data[:, 1]), "normal_", (), ((0, 1, 0, 0), (8, 1, 3, 3))),
+    ("transposed .data", lambda: nn.Parameter(torch.empty(4, 6).t()), lambda w: torch.nn.init.normal_(w.data),
+     "normal_", (), None),
+    ("transposed row", lambda: nn.Parameter(torch.zeros(4, 6).t()), lambda w: torch.nn.init.normal_(w.data[1]),
+     "normal_", (), ((1, 0), (1, 4))),
+    ("transposed block", lambda: nn.Parameter(torch.zeros(4, 6).t()),
+     lambda w: torch.nn.init.uniform_(w.detach()[2:5, 1:3], -1.0, 1.0), "uniform_", (-1.0, 1.0), ((2, 1), (3, 2))),
+    ("Parameter subclass .data", lambda: _SubclassParameter(torch.empty(6, 4)),
+     lambda w: torch.nn.init.normal_(w.data), "normal_", (), None),
+    ("Parameter subclass row", lambda: _SubclassParameter(torch.zeros(6, 4)),
+     lambda w: torch.nn.init.normal_(w.data[3]), "normal_", (), ((3, 0), (1, 4))),
+]
+
+
+@pytest.mark.parametrize("label, make, call, function, args, box", STRIDED, ids=[c[0] for c in STRIDED])
+def test_views_of_strided_parameters_and_parameter_subclasses_are_keyed(label, make, call, function, args, box):
+    holder = _Holder(make())
+    with fit.patched(holder, seed=SEED):
+        call(holder.w)
+    shape = tuple(holder.w.shape)
+    full = getattr(fit, function)(torch.empty(shape), *args, seed=SEED, name="w")
+    if box is None:
+        assert torch.equal(holder.w.detach(), full)
+    else:
+        (offset, box_shape), region = box, holder.w.detach()
+        index = tuple(slice(o, o + n) for o, n in zip(offset, box_shape))
+        assert torch.equal(region[index], full[index])
+        untouched = torch.ones(shape, dtype=torch.bool)
+        untouched[index] = False
+        assert not region[untouched].any()
+
+
+def test_views_that_are_not_boxes_stay_unresolved():
+    holder = _Holder(nn.Parameter(torch.zeros(6, 8)))
+    observed = []
+    views = [lambda w: w.data[::2], lambda w: w.data.t(), lambda w: w.data.reshape(8, 6),
+             lambda w: w.data.as_strided((3, 3), (1, 1))]  # stepped, transposed, reshaped, overlapping
+    with patching(Resolver(holder), SEED,
+                                   lambda function, target, tensor: observed.append(target)):
+        for view in views:
+            torch.nn.init.zeros_(view(holder.w))
+        torch.nn.init.zeros_(holder.w.data[1:3])
+    assert observed[:-1] == [None] * len(views) and observed[-1].offset == (1, 0)
+
+
+ROUTES = """
+import collections, functools, torch
+from torch import nn
+class Block(nn.Module):
+    init_fn = nn.init.normal_
+    init_static = staticmethod(nn.init.normal_)
+INIT_LIST = [nn.init.normal_]
+INIT_ORDERED = collections.OrderedDict(n=nn.init.normal_)
+INIT_NESTED = {"a": {"n": nn.init.normal_}}
+INIT_PARTIAL = functools.partial(nn.init.normal_, std=0.02)
+"""
+
+
+def test_draws_from_torchs_generator_inside_a_block_warn_once():
+    library = types.ModuleType("a_library_with_unreached_copies")
+    exec(ROUTES, library.__dict__)
+    sys.modules[library.__name__] = library
+    holder = _Holder(nn.Parameter(torch.zeros(4, 4)))
+    routes = {"class attribute": lambda: library.Block.init_fn(holder.w),
+              "staticmethod": lambda: library.Block().init_static(holder.w),
+              "list": lambda: library.INIT_LIST[0](holder.w),
+              "OrderedDict": lambda: library.INIT_ORDERED["n"](holder.w),
+              "nested dict": lambda: library.INIT_NESTED["a"]["n"](holder.w),
+              "partial": lambda: library.INIT_PARTIAL(holder.w),
+              "tensor method": lambda: holder.w.data.normal_()}
+    try:
+        for route, call in routes.items():
+            state = torch.random.get_rng_state()
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                with fit.patched(holder, seed=SEED), fit.patched(holder, seed=SEED):  # only the outer one warns
+                    call()
+            drew = not torch.equal(torch.random.get_rng_state(), state)  # what torch's own generator says
+            messages = [str(w.message) for w in caught if w.category is RuntimeWarning]
+            assert drew and len(messages) == 1, route
+            assert "torch's own generator" in messages[0] and "functools.partial" in messages[0]
+            assert caught[-1].filename == __file__
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            with fit.patched(holder, seed=SEED):
+                torch.nn.init.normal_(holder.w)  # reached: torch's generator untouched, no warning
+    finally:
+        del sys.modules[library.__name__]
+
+
+def test_modes_and_subclasses_see_the_call_under_the_patch_as_without_it():
+    layer = nn.Linear(5, 4)
+    seen = []
+    for patch in (contextlib.nullcontext(), fit.patched(layer, seed=SEED)):
+        with patch, SeenCalls() as mode:
+            torch.nn.init.uniform_(layer.bias, -0.5, 0.5)
+            torch.nn.init.kaiming_uniform_(layer.weight, a=math.sqrt(5))
+        seen.append([name for name in mode.seen if name.endswith("_")][:2])
+    assert seen[1] == seen[0] == ["uniform_", "kaiming_uniform_"]
+    assert torch.equal(layer.weight, fit.init_module(nn.Linear(5, 4), seed=SEED).weight)
+    assert torch.equal(layer.bias, fit.uniform_(torch.empty(4), -0.5, 0.5, seed=SEED, name="bias"))
+
+
+# ------------------------------------------------------------------------------------ threads
+def test_a_block_of_another_thread_is_refused_while_one_is_open():
+    opened, release, errors = threading.Event(), threading.Event(), []
+
+    def hold():
+        with fit.patched(nn.Linear(2, 2), seed=1):
+            opened.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    opened.wait(10)
+    try:
+        with pytest.raises(RuntimeError, match="another thread"), fit.patched(nn.Linear(2, 2), seed=2):
+            pass
+    finally:
+        release.set()
+        holder.join()
+    layer = nn.Linear(4, 3)
+    with fit.patched(layer, seed=2):  # once it is closed
+        worker = threading.Thread(target=lambda: errors.append(layer.reset_parameters()))
+        worker.start()  # a call from another thread inside the open block is keyed by it
+        worker.join()
+    assert errors == [None]
+    expected = fit.init_module(nn.Linear(4, 3), seed=2)
+    assert torch.equal(layer.weight, expected.weight) and torch.equal(layer.bias, expected.bias)
+
+
+def test_the_resolver_builds_its_index_under_a_lock(monkeypatch):
+    from fastinit import _torch_patch
+
+    model = nn.Sequential(*[nn.Linear(3, 3) for _ in range(64)])
+    building, most = [0], [0]
+    index = _torch_patch.Resolver._index
+
+    def slow_index(self):
+        building[0] += 1
+        most[0] = max(most[0], building[0])
+        time.sleep(0.002)
+        index(self)
+        building[0] -= 1
+
+    monkeypatch.setattr(_torch_patch.Resolver, "_index", slow_index)
+    barrier = threading.Barrier(4)
+
+    def work(i):
+        barrier.wait()
+        for j in range(i, 64, 4):
+            model[j].reset_parameters()
+            torch.nn.init.normal_(torch.empty(2))  # unresolved: a fresh index while others resolve
+
+    with fit.patched(model, seed=SEED):
+        threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert most[0] == 1
+    expected = fit.init_module(nn.Sequential(*[nn.Linear(3, 3) for _ in range(64)]), seed=SEED)
+    assert all(torch.equal(a, b) for a, b in zip(model.parameters(), expected.parameters()))
+
+
+# ------------------------------------------------------------------------------------ DTensor
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _dtensor_worker(rank: int, world: int, port: int, out_dir: str) -> None:
+    import torch.distributed as dist
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.tensor import Replicate, Shard, distribute_tensor
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    mesh = init_device_mesh("cpu", (world,))
+    results = {}
+
+    def distributed():
+        layer = nn.Linear(8, 6)
+        layer.weight = nn.Parameter(distribute_tensor(layer.weight.detach(), mesh, [Shard(0)]))
+        layer.bias = nn.Parameter(distribute_tensor(layer.bias.detach(), mesh, [Replicate()]))
+        return layer
+
+    def full(t):
+        return t.full_tensor().detach().clone()
+
+    layer = distributed()
+    for label, call in [("no seed", lambda: layer.reset_parameters()),
+                        ("no seed, unregistered", lambda: torch.nn.init.normal_(
+                            distribute_tensor(torch.zeros(4, 4), mesh, [Shard(0)])))]:
+        try:
+            with fit.patched(layer):
+                call()
+            results[label] = None
+        except ValueError as err:
+            results[label] = str(err)
+    with fit.patched(layer):
+        zeros = torch.nn.init.zeros_(distribute_tensor(torch.ones(4, 4), mesh, [Shard(0)]))  # draws nothing
+    results["zeros"] = full(zeros)
+    layer = distributed()
+    with fit.patched(layer, seed=SEED):
+        layer.reset_parameters()
+    results["reset"] = (full(layer.weight), full(layer.bias), layer.bias.to_local().detach().clone())
+    for label, view in [(".data", lambda p: p.data), (".detach()", lambda p: p.detach())]:
+        with fit.patched(layer, seed=SEED):
+            torch.nn.init.normal_(view(layer.weight), 0.0, 2.0)
+        results[label] = full(layer.weight)
+    with fit.patched(layer, seed=SEED):
+        loose = torch.nn.init.normal_(distribute_tensor(torch.zeros(4, 4), mesh, [Replicate()]))
+    results["unregistered"] = (full(loose), loose.to_local().detach().clone())
+    gathered = [None] * world
+    dist.all_gather_object(gathered, {k: v for k, v in results.items() if k in ("reset", "unregistered")})
+    if rank == 0:
+        with open(os.path.join(out_dir, "results.pkl"), "wb") as f:
+            pickle.dump((results, gathered), f)
+    dist.destroy_process_group()
+    os._exit(0)  # as in test_torch_distributed: gloo's teardown can abort the interpreter
+
+
+def test_dtensor_parameters_are_keyed_under_an_explicit_seed_and_refused_without(tmp_path):
+    dist = pytest.importorskip("torch.distributed")
+    if not dist.is_available() or not dist.is_gloo_available():
+        pytest.skip("torch.distributed with gloo is not available")
+    import torch.multiprocessing as mp
+
+    mp.spawn(_dtensor_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+    with open(tmp_path / "results.pkl", "rb") as f:
+        results, ranks = pickle.load(f)
+    assert "'weight'" in results["no seed"] and "patched(module, seed=...)" in results["no seed"]
+    assert "no registered module" in results["no seed, unregistered"]
+    assert not results["zeros"].any()
+    weight, bias, _ = results["reset"]
+    expected = fit.init_module(nn.Linear(8, 6), seed=SEED)
+    assert torch.equal(weight, expected.weight) and torch.equal(bias, expected.bias)
+    assert torch.equal(ranks[0]["reset"][2], ranks[1]["reset"][2])  # the replicated bias: the same on both ranks
+    for label in (".data", ".detach()"):
+        assert torch.equal(results[label], fit.normal_(torch.empty(6, 8), 0.0, 2.0, seed=SEED, name="weight")), label
+    loose, _ = results["unregistered"]
+    assert torch.equal(loose, fit.normal_(torch.empty(4, 4), seed=SEED, name="<unresolved 0>"))
+    assert torch.equal(ranks[0]["unregistered"][1], ranks[1]["unregistered"][1])

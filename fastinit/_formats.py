@@ -14,7 +14,7 @@ import functools
 import json
 import os
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,32 +65,45 @@ def safetensors_layout(spec: Spec, metadata: dict[str, str]) -> Layout:
     return Layout((("", head),), tuple(places), (start,))
 
 
-def shards(spec: Spec, max_shard_size: int) -> list[list[int]]:
+def shards(spec: Spec, max_shard_size: int, storage: Mapping[str, tuple[str, int]] | None = None) -> list[list[int]]:
     """The tensors (indices into ``spec``) of each shard, as Hugging Face splits a state dict: in
     order, a new shard when the next tensor would pass ``max_shard_size`` bytes, a tensor larger than
-    that in a shard of its own."""
+    that in a shard of its own. ``storage`` (``{tensor name: (storage key, its bytes)}``) says which
+    tensors share one storage in memory: those go together into the shard of the first, which counts
+    the storage's bytes."""
     split: list[list[int]] = []
     current: list[int] = []
     size = 0
+    groups: dict[str, list[int]] = {}
     for i, t in enumerate(spec.tensors):
-        if t.nbytes > max_shard_size:
+        nbytes = t.nbytes
+        if storage is not None and t.name in storage:
+            key, nbytes = storage[t.name]
+            if key in groups:
+                groups[key].append(i)
+                continue
+            groups[key] = [i]
+        if nbytes > max_shard_size:
             split.append([i])
             continue
-        if size + t.nbytes > max_shard_size:
+        if size + nbytes > max_shard_size:
             split.append(current)
             current, size = [], 0
         current.append(i)
-        size += t.nbytes
-    if current or not split:
-        split.append(current)
-    return [s for s in split if s] or [[]]
+        size += nbytes
+    split = [s for s in (*split, current) if s] or [[]]
+    for first, *rest in groups.values():
+        next(part for part in split if first in part).extend(rest)
+    return split
 
 
-def sharded_layout(spec: Spec, metadata: dict[str, str], max_shard_size: int) -> Layout:
-    """A directory of safetensors shards named as Hugging Face names them, with the index when there
-    is more than one. The index's ``metadata`` holds ``total_size``, ``total_parameters`` and the
-    fastinit metadata (the spec); each shard's header holds the metadata without the spec."""
-    split = shards(spec, max_shard_size)
+def sharded_layout(spec: Spec, metadata: dict[str, str], max_shard_size: int,
+                   storage: Mapping[str, tuple[str, int]] | None = None) -> Layout:
+    """A directory of safetensors shards (split by ``shards``) named as Hugging Face names them,
+    with the index when there is more than one. The index's ``metadata`` holds ``total_size``,
+    ``total_parameters`` and the fastinit metadata (the spec); each shard's header holds the metadata
+    without the spec."""
+    split = shards(spec, max_shard_size, storage)
     if len(split) == 1:
         return _files(spec, split, [SHARD.format(suffix="")], [metadata], ())
     names = [SHARD.format(suffix=f"-{k + 1:05d}-of-{len(split):05d}") for k in range(len(split))]

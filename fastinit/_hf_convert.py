@@ -11,6 +11,7 @@ operation yields a plain tensor, which is reported as a conversion fastinit cann
 
 from __future__ import annotations
 
+import itertools
 import sys
 from dataclasses import dataclass
 from typing import Any
@@ -22,27 +23,42 @@ __all__ = ["Origin", "is_transformers_model", "kept_names", "saved_tensors"]
 
 @dataclass(frozen=True)
 class Origin:
-    """A saved tensor's values: the box ``(offset, box)`` of in-memory tensor ``source``."""
+    """A saved tensor's values: the box ``(offset, box)`` of in-memory tensor ``source``; ``held_in``
+    is ``(key, bytes)`` of the storage transformers holds it in when it saves (a tensor and the views
+    of it share one; a conversion's copy has its own), which decides its shard."""
 
     source: str
     offset: tuple[int, ...]
     box: tuple[int, ...]
+    held_in: tuple[str, int]
+
+
+_COPIES = itertools.count()  # names the storages of copies
 
 
 class BoxProbe(torch.Tensor):
     """A meta tensor that is the box ``start`` / ``extent`` of the in-memory tensor ``source``; its
-    dim ``i`` steps along that tensor's dim ``dims[i]``."""
+    dim ``i`` steps along that tensor's dim ``dims[i]``. ``held_in``: see ``Origin``."""
 
     source: str
     start: tuple[int, ...]
     extent: tuple[int, ...]
     dims: tuple[int, ...]
+    held_in: tuple[str, int]
 
     @staticmethod
-    def __new__(cls, meta: torch.Tensor, source: str, start: Any, extent: Any, dims: Any) -> BoxProbe:
+    def __new__(cls, meta: torch.Tensor, source: str, start: Any, extent: Any, dims: Any,
+                held_in: tuple[str, int]) -> BoxProbe:
         probe = torch.Tensor._make_subclass(cls, meta)
         probe.source, probe.start, probe.extent, probe.dims = source, tuple(start), tuple(extent), tuple(dims)
+        probe.held_in = held_in
         return probe
+
+    @classmethod
+    def of(cls, name: str, tensor: torch.Tensor) -> BoxProbe:
+        """The whole of the model's tensor ``name``, in the storage transformers would save it from."""
+        return cls(tensor.to("meta"), name, (0,) * tensor.dim(), tuple(tensor.shape), range(tensor.dim()),
+                   (name, tensor.untyped_storage().nbytes()))
 
     def _piece(self, meta: torch.Tensor, dim: int, at: int, size: int, keep: bool = True) -> BoxProbe:
         """The part of this probe from ``at`` to ``at + size`` along its dim ``dim`` (dropped unless ``keep``)."""
@@ -50,7 +66,12 @@ class BoxProbe(torch.Tensor):
         start[self.dims[dim]] += at
         extent[self.dims[dim]] = size
         dims = list(self.dims) if keep else [d for i, d in enumerate(self.dims) if i != dim]
-        return BoxProbe(meta, self.source, start, extent, dims)
+        return BoxProbe(meta, self.source, start, extent, dims, self.held_in)
+
+    def _moved(self, meta: torch.Tensor, dims: Any = None, copied: bool = False) -> BoxProbe:
+        """The same box as ``meta`` (with its dims ``dims``), in a storage of its own if ``copied``."""
+        held_in = (f"{self.held_in[0]}@{next(_COPIES)}", meta.numel() * meta.element_size()) if copied else self.held_in
+        return BoxProbe(meta, self.source, self.start, self.extent, self.dims if dims is None else dims, held_in)
 
     @classmethod
     def __torch_function__(cls, func, types, args=(), kwargs=None):
@@ -70,7 +91,9 @@ def _dim(probe: BoxProbe, value: Any) -> int:
 def _track(probe: BoxProbe, name: str, args: tuple, kwargs: dict, result: Any) -> Any:
     """The probes of ``result`` when ``name`` takes a box apart; ``result`` unchanged otherwise."""
     if name in ("contiguous", "clone", "detach") and isinstance(result, torch.Tensor):
-        return BoxProbe(result, probe.source, probe.start, probe.extent, probe.dims)
+        with torch._C.DisableTorchFunctionSubclass():
+            copied = name == "clone" or (name == "contiguous" and not probe.is_contiguous())
+        return probe._moved(result, copied=copied)
     if name in ("chunk", "split") and isinstance(result, (tuple, list)):
         dim = _dim(probe, kwargs.get("dim", args[2] if len(args) > 2 else 0))
         pieces, at = [], 0
@@ -86,7 +109,7 @@ def _track(probe: BoxProbe, name: str, args: tuple, kwargs: dict, result: Any) -
         squeezed = (set(range(probe.dim())) if which is None
                     else {_dim(probe, d) for d in (which if isinstance(which, (tuple, list)) else (which,))})
         dims = [d for i, d in enumerate(probe.dims) if not (i in squeezed and probe.shape[i] == 1)]
-        return BoxProbe(result, probe.source, probe.start, probe.extent, dims)
+        return probe._moved(result, dims)
     if name == "__getitem__" and isinstance(result, torch.Tensor):
         return _index(probe, args[1], result)
     return result
@@ -106,7 +129,7 @@ def _index(probe: BoxProbe, index: Any, result: torch.Tensor) -> Any:
             dim += 1
         else:
             return result  # advanced indexing: not a box
-    return BoxProbe(result, current.source, current.start, current.extent, current.dims)
+    return current._moved(result)
 
 
 def is_transformers_model(module: Any) -> bool:
@@ -140,15 +163,14 @@ def saved_tensors(model: Any) -> dict[str, tuple[torch.Tensor, Origin | None]]:
 
     state = remove_tied_weights_from_state_dict(model.state_dict(), model)
     state = {k: v for k, v in state.items() if k not in (model._keys_to_ignore_on_save or ())}
-    probes: dict[str, torch.Tensor] = {key: BoxProbe(t.to("meta"), key, (0,) * t.dim(), tuple(t.shape), range(t.dim()))
-              for key, t in state.items()}
+    probes: dict[str, torch.Tensor] = {key: BoxProbe.of(key, t) for key, t in state.items()}
     saved = revert_weight_conversion(model, probes)
     out: dict[str, tuple[torch.Tensor, Origin | None]] = {}
     for name, tensor in saved.items():
         tensor = tensor[0] if isinstance(tensor, list) else tensor
         origin = None
         if isinstance(tensor, BoxProbe) and list(tensor.dims) == sorted(tensor.dims):
-            origin = Origin(tensor.source, tensor.start, tensor.extent)
+            origin = Origin(tensor.source, tensor.start, tensor.extent, tensor.held_in)
         with torch._C.DisableTorchFunctionSubclass():
             out[name] = (torch.empty(tensor.shape, dtype=tensor.dtype, device="meta"), origin)
     return out

@@ -18,6 +18,7 @@ written — so memory stays bounded whatever the checkpoint's size. Nothing half
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -44,7 +45,8 @@ from ._validate import check_choice, check_seed
 from ._version import __version__
 from .spec import Spec, TensorSpec, load_spec
 
-__all__ = ["FORMATS", "generate", "verify", "summarize", "statistics", "boxes", "Interrupted", "Mismatch", "Result"]
+__all__ = ["FORMATS", "generate", "parse_size", "verify", "summarize", "statistics", "boxes", "Interrupted", "Mismatch",
+           "Result"]
 
 FORMATS = ("safetensors", "npy", "zarr")
 """The checkpoint formats [`generate`][fastinit.checkpoint.generate] writes."""
@@ -250,6 +252,22 @@ def parse_size(size: int | str) -> int:
     raise ValueError(f"max_shard_size must be a size such as '5GB', '500MB' or '2GiB', got {size!r}")
 
 
+def _storage_digest(spec: Spec, shard_storage: Mapping[str, tuple[str, int]] | None) -> str:
+    """``shard_storage`` checked (names of ``spec``'s tensors, each ``(key, bytes)``), as a suffix of
+    the checkpoint's identity."""
+    if not shard_storage:
+        return ""
+    names = {t.name for t in spec.tensors}
+    for name, value in shard_storage.items():
+        if name not in names:
+            raise ValueError(f"shard_storage names {name!r}, which is no tensor of the spec")
+        if (not isinstance(value, tuple) or len(value) != 2 or not isinstance(value[0], str)
+                or not isinstance(value[1], int) or isinstance(value[1], bool) or value[1] < 0):
+            raise TypeError(f"shard_storage[{name!r}] must be (storage key, bytes), got {value!r}")
+    text = json.dumps(sorted(shard_storage.items()))
+    return f", storage {hashlib.sha256(text.encode()).hexdigest()[:16]}"
+
+
 def _check_extra_files(extra_files: Mapping[str, bytes] | None, directory: bool) -> tuple[tuple[str, bytes], ...]:
     if not extra_files:
         return ()
@@ -265,14 +283,18 @@ def _check_extra_files(extra_files: Mapping[str, bytes] | None, directory: bool)
 
 def generate(spec: Spec | str | os.PathLike | dict, path: str | os.PathLike, *, seed: int = 0,
              format: str = "safetensors", overwrite: bool = False, resume: bool = False, chunk_bytes: int = CHUNK_BYTES,
-             max_shard_size: int | str | None = None, extra_files: Mapping[str, bytes] | None = None,
-             progress: Callable[[int, str], None] | None = None) -> Result:
+             max_shard_size: int | str | None = None, shard_storage: Mapping[str, tuple[str, int]] | None = None,
+             extra_files: Mapping[str, bytes] | None = None, progress: Callable[[int, str], None] | None = None
+             ) -> Result:
     """Write the checkpoint of ``spec`` (a Spec, a dict or a spec file) to ``path``.
 
     With ``max_shard_size`` (safetensors only), ``path`` is a directory of shards split and named as
     Hugging Face's ``save_pretrained`` does (``model-00001-of-0000N.safetensors`` and
     ``model.safetensors.index.json``, or ``model.safetensors`` when everything fits in one); each
-    tensor's bytes are the same whatever the size. ``extra_files`` (a directory checkpoint only:
+    tensor's bytes are the same whatever the size. ``shard_storage`` (``{tensor name: (storage key,
+    its bytes)}``) names tensors that share one storage in the model being saved: as transformers
+    does, they go into the shard of the first, which counts the storage's bytes. ``extra_files`` (a
+    directory checkpoint only:
     npy, or sharded safetensors) are written beside the tensors, ``{file name: bytes}``, and published
     with them. ``progress(nbytes, tensor_name)`` is called after
     each box is handed to the disk. Memory: two buffers of ``chunk_bytes`` (``orthogonal`` /
@@ -287,6 +309,8 @@ def generate(spec: Spec | str | os.PathLike | dict, path: str | os.PathLike, *, 
         if format != "safetensors":
             raise ValueError(f"max_shard_size shards safetensors checkpoints, not {format}")
         max_shard_size = parse_size(max_shard_size)
+    elif shard_storage is not None:
+        raise ValueError("shard_storage goes with max_shard_size")
     extra = _check_extra_files(extra_files, format == "npy" or max_shard_size is not None)
     for t in spec.tensors:  # before anything is written
         numpy_dtype(t.dtype)  # bfloat16 needs ml_dtypes
@@ -294,7 +318,8 @@ def generate(spec: Spec | str | os.PathLike | dict, path: str | os.PathLike, *, 
             npy_file_name(t.name)
     if format == "zarr":
         import_zarr()
-    identity = _identity(spec, seed, format if max_shard_size is None else f"{format} shards of {max_shard_size}")
+    identity = _identity(spec, seed, format if max_shard_size is None else
+                         f"{format} shards of {max_shard_size}{_storage_digest(spec, shard_storage)}")
     chunk_bytes, done = _start(path, identity, chunk_bytes, overwrite, resume)
     partial = partial_path(path)
     t0 = time.perf_counter()
@@ -303,7 +328,7 @@ def generate(spec: Spec | str | os.PathLike | dict, path: str | os.PathLike, *, 
         files: _FileSink | _ZarrSink = _ZarrSink(partial, spec, metadata, chunk_bytes, fresh=done == 0)
     else:
         layout = (npy_layout(spec, metadata) if format == "npy" else safetensors_layout(spec, metadata)
-                  if max_shard_size is None else sharded_layout(spec, metadata, max_shard_size))
+                  if max_shard_size is None else sharded_layout(spec, metadata, max_shard_size, shard_storage))
         files = _FileSink(partial, replace(layout, closing=(*layout.closing, *extra)), fresh=done == 0)
     count = 0
     try:

@@ -17,17 +17,20 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import multiprocessing
 import signal
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 import numpy as np
 
 from ._dtypes import numpy_dtype
+from ._hf_config import read_config
 from ._jit import get_num_threads, set_num_threads
 from ._version import __version__
-from .checkpoint import FORMATS, Interrupted, statistics, summarize
+from .checkpoint import FORMATS, Interrupted, parse_size, statistics, summarize
 from .checkpoint import generate as write_checkpoint
 from .checkpoint import verify as verify_checkpoint
 from .distributions import normal_
@@ -123,16 +126,29 @@ def _load(path: str | None, dtype: str | None = None):
 
 
 def _hf_spec(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
-    """The spec and the generate() arguments of ``generate --hf CONFIG``."""
+    """The spec and the generate() arguments of ``generate --hf CONFIG``. The model is built and its
+    init recorded in a child process, so the writer never holds torch and transformers (their
+    imports alone are ~400 MiB)."""
     if args.spec is not None:
         raise ValueError("give either a SPEC or --hf CONFIG, not both")
     if args.format != "safetensors":
         raise ValueError(f"--hf writes a transformers checkpoint (safetensors), not {args.format}")
+    read_config(args.hf)  # a bad file or size is refused before the child starts
+    parse_size(args.max_shard_size or "5GB")
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as child:
+        spec, storage, files = child.submit(_pretrained_job, args.hf, args.dtype).result()
+    return load_spec(spec), {"max_shard_size": args.max_shard_size or "5GB", "shard_storage": storage,
+                             "extra_files": files}
+
+
+def _pretrained_job(config: str, dtype: str | None) -> tuple[dict, dict[str, tuple[str, int]], dict[str, bytes]]:
+    """In the child: the spec (as a dict), the tensors' storages and the side files of the
+    transformers model of ``config``."""
     from . import transformers as hf
 
-    model = hf.build_model(hf.load_config(args.hf), args.dtype)
-    return hf.spec_from_model(model), {"max_shard_size": args.max_shard_size or "5GB",
-                                       "extra_files": hf.pretrained_files(model)}
+    model = hf.build_model(hf.load_config(config), dtype)
+    spec, storage = hf._pretrained_spec(model)
+    return spec.to_dict(), storage, hf.pretrained_files(model)
 
 
 def generate(args: argparse.Namespace) -> int:

@@ -24,7 +24,7 @@ Two optional fields describe tensors whose values are not one fill of their own:
 Examples:
     >>> spec = load_spec({"tensors": {"w": {"shape": [4, 3], "dtype": "float32", "init": "normal", "std": 0.5}}})
     >>> spec.tensors[0]
-    TensorSpec(name='w', shape=(4, 3), dtype='float32', init='normal', params={'std': 0.5})
+    TensorSpec(name='w', shape=(4, 3), dtype='float32', init='normal', params={'std': 0.5}, stream=None, then=())
     >>> spec.parameters, spec.nbytes
     (12, 48)
 """

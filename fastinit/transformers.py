@@ -25,9 +25,10 @@ Examples:
     >>> import fastinit.transformers as fit
     >>> config = fit.load_config({"model_type": "llama", "vocab_size": 64, "hidden_size": 32,
     ...                           "intermediate_size": 64, "num_hidden_layers": 1,
-    ...                           "num_attention_heads": 4, "num_key_value_heads": 2})
+    ...                           "num_attention_heads": 4, "num_key_value_heads": 2,
+    ...                           "architectures": ["LlamaForCausalLM"]})
     >>> model = fit.init_model(fit.build_model(config), seed=0)
-    >>> float(model.model.norm.weight.mean())
+    >>> float(model.model.norm.weight.detach().mean())
     1.0
 """
 
@@ -35,6 +36,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -45,11 +47,12 @@ import transformers
 from transformers import PretrainedConfig, PreTrainedModel
 
 from . import _torch_init
+from ._hf_config import read_config
 from ._hf_convert import kept_names, saved_tensors
 from ._registry import lookup
 from ._torch_modules import replace_meta_tensors
 from ._torch_patch import Resolver, Target, patching
-from ._torch_tensors import DTYPES
+from ._torch_tensors import DTYPES, fill_tensor, local_tensor
 from .checkpoint import CHUNK_BYTES, Result
 from .checkpoint import generate as _generate
 from .spec import BoxFill, Spec, TensorSpec, check_tensor
@@ -65,28 +68,13 @@ def load_config(source: Any) -> PretrainedConfig:
     holding one; never from the Hub. The dict or file needs ``model_type``."""
     if isinstance(source, PretrainedConfig):
         return source
-    if isinstance(source, Mapping):
-        data = dict(source)
-        where = "the config"
-    else:
-        path = os.fspath(source)
-        file = os.path.join(path, "config.json") if os.path.isdir(path) else path
-        where = file
-        try:
-            with open(file, "rb") as handle:
-                data = json.load(handle)
-        except OSError as err:
-            raise ValueError(f"cannot read the config {file}: {err.strerror}") from None
-        except ValueError as err:
-            raise ValueError(f"{file} is not a JSON config: {err}") from None
-    if not isinstance(data, dict) or not isinstance(data.get("model_type"), str):
-        raise ValueError(f"{where} has no model_type (a transformers config.json names its model type)")
+    data, where = read_config(source)
     model_type = data.pop("model_type")
     try:
         return transformers.AutoConfig.for_model(model_type, **data)
-    except ValueError as err:
-        raise ValueError(f"{where}: unknown model_type {model_type!r} for transformers "
-                         f"{transformers.__version__} ({str(err).splitlines()[0][:200]})") from None
+    except ValueError:
+        raise ValueError(f"{where}: unknown model_type {model_type!r} (transformers {transformers.__version__} "
+                         "has no such model; fastinit runs no remote code from a config)") from None
 
 
 def build_model(config: Any, dtype: torch.dtype | str | None = None) -> PreTrainedModel:
@@ -119,6 +107,7 @@ def _check_model(model: Any) -> PreTrainedModel:
 class _Run:
     """What a model's own initialization did under the patch."""
 
+    recorded: set[int] | None = None  # ids of the tensors whose fills are recorded, not drawn (None: all)
     written: set[int] = field(default_factory=set)  # ids of tensors written whole
     drawn: list[str] = field(default_factory=list)
     unresolved: list[str] = field(default_factory=list)
@@ -137,15 +126,35 @@ class _Run:
             self.drawn.append(target.name)
 
     def record(self, tensor: Any, fill: Callable, params: dict, seed: Any, name: str, global_shape: Any,
-               offset: Any) -> None:
+               offset: Any) -> bool:
+        """Record a fill of the current target instead of drawing it (True), or let it be drawn."""
         target = self.current
+        if self.recorded is not None and (target is None or id(target.parameter) not in self.recorded):
+            return False
         if target is None:
-            return  # reported by observe
+            return True  # reported by observe
         scheme = lookup(fill).name
         if not target.whole and name not in ("", target.name):
             self.unresolved.append(f"{scheme} of a view of {target.name}, drawn as a tensor of its own")
-            return
-        self.ops.setdefault(target.name, []).append((target, scheme, dict(params)))
+            return True
+        params = dict(params)
+        value = params.get("val")
+        if scheme == "constant" and isinstance(value, (int, float)) and value in (0, 1) and math.copysign(1, value) > 0:
+            scheme, params = ("zeros" if params["val"] == 0 else "ones"), {}  # the same bytes, read at a glance
+        self.ops.setdefault(target.name, []).append((target, scheme, params))
+        return True
+
+    def fills(self, name: str) -> tuple[str, dict, list[dict]]:
+        """``(init, params, then)`` of the recorded fills of ``name``: its last fill whole, and the
+        fills of boxes of it after that one."""
+        ops = self.ops.get(name, [])
+        last = max((i for i, (target, _, _) in enumerate(ops) if target.whole), default=None)
+        if last is None:  # written whole, but by the model's code (copy_ of a computed buffer)
+            raise ValueError(f"{name} is computed by the model's code, not drawn or filled with a constant: a "
+                             "checkpoint spec cannot hold it")
+        _, init, params = ops[last]
+        then = [BoxFill(target.offset, target.box_shape, scheme, p).to_dict() for target, scheme, p in ops[last + 1:]]
+        return init, _plain(params), [_plain(t) for t in then]
 
 
 def _flags(model: PreTrainedModel, restore: list[tuple[Any, Any]] | None = None) -> list[tuple[Any, Any]]:
@@ -178,18 +187,52 @@ def _tracking_copies(run: _Run) -> Iterator[None]:
         initialization.copy_ = copy
 
 
-def _run_init(model: PreTrainedModel, seed: int, record: bool) -> _Run:
-    """The model's own ``initialize_weights`` under fastinit's functions; drawing from torch's own
-    generator (tensor methods the patch cannot redirect) is an error."""
-    run = _Run()
-    state = torch.random.get_rng_state()
-    token = _torch_init.RECORDER.set(run.record) if record else None
+@contextlib.contextmanager
+def _stand_ins(slots: list[tuple[torch.nn.Module, str]]) -> Iterator[dict[int, torch.Tensor]]:
+    """The parameters at ``slots`` (module, name in it) as meta stand-ins while the block runs (one
+    per parameter, however many slots hold it); yields ``{id(stand-in): parameter}``."""
+    swapped, made = [], {}
+    for owner, local in slots:
+        tensor = owner._parameters[local]
+        if tensor is not None:
+            if id(tensor) not in made:
+                made[id(tensor)] = torch.nn.Parameter(torch.empty(tensor.shape, dtype=tensor.dtype, device="meta"),
+                                                      tensor.requires_grad)
+            owner._parameters[local] = made[id(tensor)]
+            swapped.append((owner, local, tensor))
     try:
-        with patching(Resolver(model), seed, run.observe), _tracking_copies(run):
+        yield {id(made[id(tensor)]): tensor for _, _, tensor in swapped}
+    finally:
+        for owner, local, tensor in reversed(swapped):
+            owner._parameters[local] = tensor
+
+
+def _alias_slots(model: PreTrainedModel) -> list[tuple[torch.nn.Module, str]]:
+    """The slots of the tied aliases (keys of ``all_tied_weights_keys``, such as ``lm_head.weight``):
+    transformers initializes a model before it ties it, so what its init does to an alias (a normal
+    draw over an embedding's zeroed padding row) never reaches the tensor it is tied to."""
+    slots = []
+    for alias in getattr(model, "all_tied_weights_keys", None) or {}:
+        path, _, local = alias.rpartition(".")
+        slots.append((model.get_submodule(path), local))
+    return slots
+
+
+def _run_init(model: PreTrainedModel, seed: int, recorded: set[int] | None) -> _Run:
+    """The model's own ``initialize_weights`` under fastinit's functions, the fills of ``recorded``
+    (None: all) recorded instead of drawn; drawing from torch's own generator (tensor methods the
+    patch cannot redirect) is an error."""
+    run = _Run(recorded)
+    state = torch.random.get_rng_state()
+    token = _torch_init.RECORDER.set(run.record)
+    try:
+        with _stand_ins(_alias_slots(model)) as aliases, patching(Resolver(model), seed, run.observe), \
+                _tracking_copies(run):
+            if run.recorded is not None:
+                run.recorded.update(aliases)  # what the init does to an alias is dropped
             model.initialize_weights()
     finally:
-        if token is not None:
-            _torch_init.RECORDER.reset(token)
+        _torch_init.RECORDER.reset(token)
     if not torch.equal(torch.random.get_rng_state(), state):
         raise ValueError(f"{type(model).__name__}'s init drew from torch's own generator (a tensor method such as "
                          "tensor.normal_(), which fastinit does not redirect); its values would not be fastinit's")
@@ -205,10 +248,12 @@ def _listed(names: list[str]) -> str:
 
 
 def _check_complete(model: PreTrainedModel, run: _Run, tensors: Mapping[str, torch.Tensor]) -> None:
+    """Every tensor of ``tensors`` (parameters, meta buffers) was written whole by the init."""
     missing = [name for name, t in tensors.items() if id(t) not in run.written]
     if missing:
-        raise ValueError(f"{type(model).__name__}'s own init does not initialize {_listed(missing)}; "
-                         f"drawn: {_listed(run.drawn)}")
+        raise ValueError(f"{type(model).__name__}'s own init does not initialize {_listed(missing)} through "
+                         "transformers.initialization or torch.nn.init (fastinit does not see tensor methods such "
+                         f"as tensor.normal_(), nor a buffer it leaves as built); drawn: {_listed(run.drawn)}")
 
 
 # ------------------------------------------------------------------------------- init_model
@@ -229,8 +274,20 @@ def init_model(model: PreTrainedModel, seed: int = 0) -> PreTrainedModel:
         replace_meta_tensors(model, None, computed_buffers=True)
         meta_buffers = {name: model.get_buffer(name) for name in meta_buffers}
     _flags(model)
-    run = _run_init(model, seed, record=False)
+    # a DTensor's view (a padding row) is a copy: its fills are recorded and applied to each shard
+    sharded = [(owner, local) for owner in model.modules() for local, p in owner._parameters.items()
+               if p is not None and local_tensor(p) is not p]
+    with _stand_ins(sharded) as stand_ins:
+        run = _run_init(model, seed, recorded=set(stand_ins))
+        names = {id(p): name for name, p in model.named_parameters()}
+    run.written.update(id(stand_ins[i]) for i in list(run.written) if i in stand_ins)
     _check_complete(model, run, {**dict(model.named_parameters()), **meta_buffers})
+    for key, parameter in stand_ins.items():
+        name = names[key]
+        init, params, then = run.fills(name)
+        spec = check_tensor(name, tuple(parameter.shape), _dtype_name(parameter, name), init, params, None, then)
+        fill_tensor(parameter, lambda array, shape, offset, spec=spec: spec.fill(array, seed, offset), "init_model",
+                    seed)
     return model
 
 
@@ -250,39 +307,42 @@ def spec_from_model(model: PreTrainedModel, dtype: str | torch.dtype | None = No
     Each tensor's ``init`` is the last fill of the whole parameter, and its ``then`` the fills of
     boxes after it (a zeroed padding row); a weight transformers converts on save (fused experts
     written one per tensor) is a ``stream`` box of the in-memory parameter."""
+    return _pretrained_spec(model, dtype)[0]
+
+
+def _pretrained_spec(model: PreTrainedModel, dtype: Any = None) -> tuple[Spec, dict[str, tuple[str, int]]]:
+    """``spec_from_model``, and the storage each saved tensor is in when transformers saves the model
+    (which decides its shard)."""
     _check_model(model)
     marks = _flags(model)
     try:
-        run = _run_init(model, 0, record=True)
+        run = _run_init(model, 0, recorded=None)
     finally:
         _flags(model, restore=marks)  # recording leaves the model as it was
     names = kept_names(model)
     key_names = {key: names.get(id(t), key) for key, t in model.state_dict(keep_vars=True).items()}
-    tensors = []
-    for saved, (meta, origin) in saved_tensors(model).items():
+    saved = saved_tensors(model)
+    for name, (_, origin) in saved.items():
         if origin is None:
-            raise ValueError(f"{saved}: transformers' conversion on save does not take it as one box of one "
+            raise ValueError(f"{name}: transformers' conversion on save does not take it as one box of one "
                              "in-memory tensor, which fastinit cannot write box by box")
-        stream_name = key_names.get(origin.source, origin.source)
-        source = model.get_parameter_or_buffer(origin.source)
-        tensors.append(_tensor_spec(saved, meta, source, stream_name, origin, run, dtype))
-    return Spec(tuple(tensors))
+    sources = {key_names.get(origin.source, origin.source): model.get_parameter_or_buffer(origin.source)
+               for _, origin in saved.values() if origin is not None}
+    _check_complete(model, run, sources)
+    spec = Spec(tuple(_tensor_spec(name, meta, origin, key_names.get(origin.source, origin.source), sources, run,
+                                   dtype) for name, (meta, origin) in saved.items() if origin is not None))
+    return spec, {name: origin.held_in for name, (_, origin) in saved.items() if origin is not None}
 
 
-def _tensor_spec(saved: str, meta: torch.Tensor, source: torch.Tensor, stream_name: str, origin: Any, run: _Run,
-                 dtype: Any) -> TensorSpec:
-    ops = run.ops.get(stream_name, [])
-    last = max((i for i, (target, _, _) in enumerate(ops) if target.whole), default=None)
-    if last is None:
-        raise ValueError(f"{stream_name}: the model's own init does not fill it whole (drawn: {_listed(run.drawn)})")
-    _, init, params = ops[last]
-    then = [BoxFill(target.offset, target.box_shape, scheme, p).to_dict() for target, scheme, p in ops[last + 1:]]
-    shape, full = tuple(meta.shape), tuple(source.shape)
+def _tensor_spec(saved: str, meta: torch.Tensor, origin: Any, stream_name: str, sources: Mapping[str, torch.Tensor],
+                 run: _Run, dtype: Any) -> TensorSpec:
+    init, params, then = run.fills(stream_name)
+    shape, full = tuple(meta.shape), tuple(sources[stream_name].shape)
     stream = None
     if stream_name != saved or origin.offset != (0,) * len(full) or origin.box != full:
         stream = {"name": stream_name, "shape": list(full), "offset": list(origin.offset), "box": list(origin.box)}
     name = dtype if isinstance(dtype, str) else DTYPES.get(dtype) if dtype is not None else _dtype_name(meta, saved)
-    return check_tensor(saved, shape, name, init, _plain(params), stream, [_plain(t) for t in then])
+    return check_tensor(saved, shape, name, init, params, stream, then)
 
 
 def _plain(params: dict) -> dict:
@@ -305,9 +365,10 @@ def save_pretrained(config_or_model: Any, directory: str | os.PathLike, *, seed:
     refused unless ``overwrite``. The model is built on the meta device: nothing is allocated.
     """
     model = config_or_model if isinstance(config_or_model, PreTrainedModel) else build_model(config_or_model, dtype)
-    spec = spec_from_model(model, dtype if isinstance(config_or_model, PreTrainedModel) else None)
+    spec, storage = _pretrained_spec(model, dtype if isinstance(config_or_model, PreTrainedModel) else None)
     return _generate(spec, directory, seed=seed, overwrite=overwrite, chunk_bytes=chunk_bytes,
-                     max_shard_size=max_shard_size, extra_files=pretrained_files(model), progress=progress)
+                     max_shard_size=max_shard_size, shard_storage=storage, extra_files=pretrained_files(model),
+                     progress=progress)
 
 
 def pretrained_files(model: PreTrainedModel) -> dict[str, bytes]:

@@ -32,7 +32,7 @@ def test_python_snippets_run(page, tmp_path, monkeypatch):
     snippets = blocks(page, "python")
     if not snippets:
         pytest.skip(f"{page.name} has no python snippets")
-    for framework in sorted(set(re.findall(r"^\s*(?:import|from) (torch|jax|dask|zarr|safetensors)\b",
+    for framework in sorted(set(re.findall(r"^\s*(?:import|from) (torch|jax|dask|zarr|safetensors|transformers)\b",
                                            "\n".join(snippets), re.M))):
         pytest.importorskip(framework)  # a page about a backend needs its framework
     monkeypatch.chdir(tmp_path)

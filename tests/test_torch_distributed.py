@@ -3,11 +3,10 @@ local shard, and the assembled tensor equals the single-process fill bit for bit
 
 import os
 import pickle
-import socket
 
 import numpy as np
 import pytest
-from conftest import BF16, assert_bits_equal
+from conftest import BF16, assert_bits_equal, free_port
 
 torch = pytest.importorskip("torch")
 dist = pytest.importorskip("torch.distributed")
@@ -81,15 +80,9 @@ def _worker(rank: int, world: int, port: int, out_dir: str) -> None:
     os._exit(0)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.parametrize("world", [2, 4])
 def test_dtensor_shards_assemble_to_the_single_process_tensor(world, tmp_path):
-    mp.spawn(_worker, args=(world, _free_port(), str(tmp_path)), nprocs=world, join=True)
+    mp.spawn(_worker, args=(world, free_port(), str(tmp_path)), nprocs=world, join=True)
     with open(tmp_path / "results.pkl", "rb") as f:
         results = pickle.load(f)
     for i, (_, _, shape, dtype) in enumerate(CASES[world]):

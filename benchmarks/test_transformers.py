@@ -9,10 +9,7 @@ load hits both) and report each one's range; every round starts from the config,
 first-touch page faults are in the time, as they are for a user.
 """
 
-import json
-import os
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -21,6 +18,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
+from conftest import rounds_against_dd, summary_against_dd, timed_run  # noqa: E402
+
 import fastinit.transformers as fit  # noqa: E402
 
 CONFIGS = Path(__file__).parent / "configs"
@@ -67,46 +66,18 @@ def test_config_to_initialized_model(benchmark, source):
           f"{min(times['fastinit']):.2f}-{max(times['fastinit']):.2f} s; {ratios[0]:.1f}-{ratios[-1]:.1f}x")
 
 
-def _timed(argv: list[str]) -> tuple[float, int]:
-    """Wall seconds and the peak RSS (KiB) of the largest process of ``argv``'s tree."""
-    probe = ("import resource, subprocess, sys, time; t0 = time.perf_counter(); subprocess.run(sys.argv[1:], "
-             "check=True, stdout=subprocess.DEVNULL); print(time.perf_counter() - t0, "
-             "resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
-    out = subprocess.run([sys.executable, "-c", probe, *argv], check=True, capture_output=True, text=True).stdout
-    seconds, rss = out.split()
-    return float(seconds), int(rss)
-
-
 @pytest.mark.huge
 def test_generate_hf_8b_against_dd(benchmark, tmp_path):
     """Rounds of ``dd`` then ``generate --hf`` of the same size on the same disk (a virtual disk's
     speed varies from minute to minute: each ratio is of a pair run back to back)."""
     config = CONFIGS / "llama-3.1-8b.json"
     out = tmp_path / "llama-3.1-8b"
-    rounds = []
-    for _ in range(3):
-        if rounds:
-            nbytes = rounds[0]["bytes"]
-        else:  # the size, from a first write
-            _timed([sys.executable, "-m", "fastinit", "generate", "--hf", str(config), "--out", str(out), "--quiet"])
-            nbytes = sum(f.stat().st_size for f in out.iterdir() if f.suffix == ".safetensors")
-            shutil.rmtree(out)
-        blocks = -(-nbytes // (16 << 20))
-        dd_s, _ = _timed(["dd", "if=/dev/zero", f"of={tmp_path / 'dd.bin'}", "bs=16M", f"count={blocks}",
-                          "conv=fsync"])
-        os.remove(tmp_path / "dd.bin")
-        ours_s, rss = _timed([sys.executable, "-m", "fastinit", "generate", "--hf", str(config), "--out", str(out),
-                              "--quiet"])
-        shards = len(set(json.loads((out / "model.safetensors.index.json").read_text())["weight_map"].values()))
-        shutil.rmtree(out)
-        rounds.append({"bytes": nbytes, "dd_s": dd_s * nbytes / (blocks * (16 << 20)), "generate_s": ours_s,
-                       "peak_rss_mib": rss / 1024, "shards": shards})
-    ratios = sorted(r["dd_s"] / r["generate_s"] for r in rounds)
+    generate = [sys.executable, "-m", "fastinit", "generate", "--hf", str(config), "--out", str(out), "--quiet"]
+    timed_run(generate)  # the size, from a first write
+    nbytes = sum(f.stat().st_size for f in out.iterdir() if f.suffix == ".safetensors")
+    shutil.rmtree(out)
+    rounds = rounds_against_dd(tmp_path, generate, out, nbytes)
     benchmark.group = "generate --hf Llama-3.1-8B vs dd"
-    benchmark.extra_info.update(rounds=rounds, ratios=ratios)
+    benchmark.extra_info.update(rounds=rounds)
     benchmark.pedantic(lambda: None, rounds=1)
-    print(f"\n{nbytes / 1e9:.2f} GB in {rounds[0]['shards']} shards: generate --hf "
-          f"{min(r['generate_s'] for r in rounds):.1f}-{max(r['generate_s'] for r in rounds):.1f} s, dd "
-          f"{min(r['dd_s'] for r in rounds):.1f}-{max(r['dd_s'] for r in rounds):.1f} s; "
-          f"{ratios[0]:.2f}-{ratios[-1]:.2f}x of dd (median {ratios[1]:.2f}x); peak RSS "
-          f"{max(r['peak_rss_mib'] for r in rounds):.0f} MiB")
+    print(f"\ngenerate --hf {summary_against_dd(rounds)}")

@@ -277,6 +277,10 @@ def read_sharded(path: str) -> tuple[dict[str, str], list[StoredTensor]]:
 def read_checkpoint(path: str) -> tuple[str, dict[str, str], list[StoredTensor]]:
     """``(format, metadata, tensors)`` of a checkpoint written by fastinit."""
     if os.path.isdir(path):
+        if os.path.isfile(os.path.join(path, ".metadata")):
+            from ._dcp import read_dcp
+
+            return "dcp", *read_dcp(path)
         if os.path.exists(os.path.join(path, "zarr.json")):
             return "zarr", *read_zarr(path)
         if os.path.exists(os.path.join(path, INDEX)) or os.path.exists(os.path.join(path, SHARD.format(suffix=""))):

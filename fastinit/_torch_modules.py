@@ -15,6 +15,7 @@ from torch import nn
 from ._hf_convert import is_transformers_model, kept_names
 from ._torch_tensors import DTYPES, fill_tensor
 from ._validate import check_seed
+from .recipes import recipe_schemes
 from .schemes import compute_fans
 from .spec import TensorSpec, check_tensor
 
@@ -143,9 +144,16 @@ def _owners(module: nn.Module) -> dict[int, tuple[str, nn.Module, str]]:
     return owners
 
 
-def plan(module: nn.Module, schemes: SchemeMap | None, *, seed: int, only_meta: bool = False) -> list[Entry]:
+Recipe = tuple[str, Mapping[str, Any]]  # (recipe name, its options)
+
+
+def plan(module: nn.Module, schemes: SchemeMap | None, *, seed: int, only_meta: bool = False,
+         recipe: Recipe | None = None) -> list[Entry]:
     """Every parameter of ``module`` (or only its meta-device ones) with its checked scheme,
-    in ``named_parameters()`` order; errors name the parameter and are raised before any write."""
+    in ``named_parameters()`` order; errors name the parameter and are raised before any write.
+    A parameter takes the first of: a ``schemes`` pattern, a ``schemes`` module type, then the
+    ``recipe``'s rule (under a recipe, a parameter with neither is an error) or else torch's
+    default for its layer."""
     if not isinstance(module, nn.Module):
         raise TypeError(f"module must be a torch.nn.Module, got {type(module).__name__}")
     check_seed(seed)
@@ -154,7 +162,7 @@ def plan(module: nn.Module, schemes: SchemeMap | None, *, seed: int, only_meta: 
     for prefix, sub in reversed(list(module.named_modules())):  # children first: containers override
         for local, default in _torch_default(sub).items():
             defaults[f"{prefix}.{local}" if prefix else local] = default
-    entries = []
+    chosen: list[tuple[str, torch.Tensor, nn.Module, str, tuple[str, dict] | None]] = []
     owners = _owners(module)
     for _, p in module.named_parameters():
         name, owner, local = owners[id(p)]
@@ -172,7 +180,14 @@ def plan(module: nn.Module, schemes: SchemeMap | None, *, seed: int, only_meta: 
                 rule = by_type.get(local) if isinstance(by_type, dict) else by_type
                 if rule is not None:
                     break
+        chosen.append((name, p, owner, local, rule))
+    by_recipe = {} if recipe is None else recipe_schemes(
+        recipe[0], {name: tuple(t.shape) for name, t, _, _, rule in chosen if rule is None}, **recipe[1])
+    entries = []
+    for name, tensor, owner, local, rule in chosen:
         zero_row = None
+        if rule is None:
+            rule = by_recipe.get(name)
         if rule is None:
             rule = defaults.get(name)
             if isinstance(owner, (nn.Embedding, nn.EmbeddingBag)) and local == "weight":
@@ -180,8 +195,8 @@ def plan(module: nn.Module, schemes: SchemeMap | None, *, seed: int, only_meta: 
         if rule is None:
             raise ValueError(_unknown(module, name, owner, local))
         init, params = rule
-        check_tensor(name, tuple(p.shape), DTYPES[p.dtype], init, params)
-        entries.append(Entry(name, p, init, params, zero_row))
+        check_tensor(name, tuple(tensor.shape), DTYPES[tensor.dtype], init, params)
+        entries.append(Entry(name, tensor, init, params, zero_row))
     return entries
 
 

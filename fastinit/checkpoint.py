@@ -48,7 +48,7 @@ from .spec import Spec, TensorSpec, load_spec
 __all__ = ["FORMATS", "generate", "parse_size", "verify", "summarize", "statistics", "boxes", "Interrupted", "Mismatch",
            "Result"]
 
-FORMATS = ("safetensors", "npy", "zarr")
+FORMATS = ("safetensors", "npy", "zarr", "dcp")
 """The checkpoint formats [`generate`][fastinit.checkpoint.generate] writes."""
 CHUNK_BYTES = 32 << 20
 _SYNC_EVERY = 1 << 30  # bytes between background fsync + progress records (resume after a crash)
@@ -311,13 +311,15 @@ def generate(spec: Spec | str | os.PathLike | dict, path: str | os.PathLike, *, 
         max_shard_size = parse_size(max_shard_size)
     elif shard_storage is not None:
         raise ValueError("shard_storage goes with max_shard_size")
-    extra = _check_extra_files(extra_files, format == "npy" or max_shard_size is not None)
+    extra = _check_extra_files(extra_files, format in ("npy", "dcp") or max_shard_size is not None)
     for t in spec.tensors:  # before anything is written
         numpy_dtype(t.dtype)  # bfloat16 needs ml_dtypes
-        if format != "safetensors":
+        if format in ("npy", "zarr"):
             npy_file_name(t.name)
     if format == "zarr":
         import_zarr()
+    if format == "dcp":
+        return _generate_dcp(spec, path, seed, overwrite, resume, chunk_bytes, extra, progress)
     identity = _identity(spec, seed, format if max_shard_size is None else
                          f"{format} shards of {max_shard_size}{_storage_digest(spec, shard_storage)}")
     chunk_bytes, done = _start(path, identity, chunk_bytes, overwrite, resume)
@@ -383,6 +385,31 @@ def generate(spec: Spec | str | os.PathLike | dict, path: str | os.PathLike, *, 
     publish(partial, path)  # overwrite=True was checked in _start
     remove(_progress_path(path))
     return Result(path, format, len(spec.tensors), spec.parameters, spec.nbytes, time.perf_counter() - t0)
+
+
+def _generate_dcp(spec: Spec, path: str, seed: int, overwrite: bool, resume: bool, chunk_bytes: int,
+                  extra: tuple[tuple[str, bytes], ...], progress: Callable[[int, str], None] | None) -> Result:
+    """A torch.distributed.checkpoint directory (see ``fastinit._dcp``): written whole into
+    ``PATH.partial`` and renamed; an interrupted run leaves nothing (no resume)."""
+    from ._dcp import import_torch_dcp, write_dcp
+
+    import_torch_dcp()
+    if resume:
+        raise ValueError("a dcp checkpoint is not resumable: run again without resume (--resume)")
+    refuse_existing(path, overwrite, "pass --overwrite (overwrite=True) to replace it")
+    partial = partial_path(path)
+    if os.path.lexists(partial) and not overwrite:
+        raise FileExistsError(f"{partial} exists; pass --overwrite (overwrite=True) to replace it")
+    remove(partial)
+    t0 = time.perf_counter()
+    try:
+        write_dcp(spec, partial, seed, _metadata(spec, seed, "dcp"), lambda t: _tensor_boxes(t, chunk_bytes),
+                  progress, extra)
+    except BaseException:
+        remove(partial)
+        raise
+    publish(partial, path)
+    return Result(path, "dcp", len(spec.tensors), spec.parameters, spec.nbytes, time.perf_counter() - t0)
 
 
 def _sync_and_record(files, path, identity, chunk_bytes, boxes_done) -> None:

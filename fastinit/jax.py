@@ -4,7 +4,8 @@ Every name of ``jax.nn.initializers`` is here with JAX's own signature and seman
 ``(*kernel, in, out)``, truncated ``glorot_normal`` / ``he_normal`` / ``lecun_normal``, ``uniform(scale)``
 = U[0, scale), ``truncated_normal`` bounds in std units, ``orthogonal(column_axis)``): a factory such
 as ``he_normal()`` returns ``init(key, shape, dtype=None, out_sharding=None) -> jax.Array`` on the
-default device, usable wherever JAX or Flax take an initializer (``nn.Dense(..., kernel_init=...)``).
+default device (or on ``out_sharding``), usable wherever JAX or Flax take an initializer
+(``nn.Dense(..., kernel_init=...)``).
 Factories take one extra keyword, ``name`` (the fastinit stream; default ``""``). Around the values,
 JAX's behaviour: complex dtypes with JAX's distributions (``fastinit._complex``), fans as JAX
 computes them (explicit axes on 0-D and 1-D shapes), a bare int shape, JAX's exception classes.
@@ -30,11 +31,28 @@ traced under ``jax.jit`` or ``vmap`` work too: the fill then runs as a host call
 key is for one draw: the same key gives the same stream to every initializer, so a longer shape
 starts with a shorter one's values and ``normal`` and ``uniform`` of one key are correlated.
 
+``out_sharding``: any ``jax.sharding.Sharding`` (a ``NamedSharding`` of any mesh, Auto or Explicit
+axes), a ``PartitionSpec`` of the mesh set by ``jax.set_mesh``, or a device. With a concrete key,
+outside ``jit``, the drawing initializers fill each addressable device's shard alone, as a box of the
+global tensor (``global_shape`` / ``offset``), one distinct shard at a time on the host, and assemble
+the array with ``jax.make_array_from_single_device_arrays``: devices holding the same index
+(replicated mesh axes) share one fill, and host memory stays about one shard. ``orthogonal`` and
+``delta_orthogonal`` (a QR of the whole matrix), the hyperparameters JAX multiplies in, and
+``truncated_normal`` with ``lower >= upper`` build the whole array and place it; a traced key (or a
+call under ``jit``) fills the whole array in the host callback under a sharding constraint; ``zeros``,
+``ones`` and ``constant`` are JAX's own. Every path gives the values of the unsharded array, bit for
+bit. A sharding that does not divide the shape raises JAX's ``ValueError``.
+
 Examples:
     >>> import jax, fastinit.jax as fij
     >>> w = fij.glorot_normal()(jax.random.key(0), (64, 32))
     >>> w.shape, str(w.dtype)
     ((64, 32), 'float32')
+    >>> import numpy as np
+    >>> rows = jax.NamedSharding(jax.make_mesh((len(jax.devices()),), ("x",)), jax.P("x"))
+    >>> sharded = fij.glorot_normal()(jax.random.key(0), (64, 32), out_sharding=rows)
+    >>> np.array_equal(np.asarray(sharded), np.asarray(w)), sharded.sharding.spec
+    (True, P('x',))
 """
 
 from __future__ import annotations
@@ -52,6 +70,7 @@ import numpy as np
 
 from ._complex import complex_disk_, complex_normal_, complex_truncated_normal_
 from ._dtypes import FLOAT_NAMES
+from ._registry import lookup
 from ._validate import check_real, check_seed, check_shape
 from .conventions import TABLE
 from .initializers import init as _init
@@ -149,14 +168,103 @@ _SCALES = {
 }
 
 
-def _run(key, shape: tuple[int, ...], dtype: np.dtype, make: Callable[[int], np.ndarray]) -> jax.Array:
+_Fill = Callable[[int, tuple[int, ...], tuple[int, ...]], np.ndarray]
+"""``fill(seed, offset, extent)``: the box of ``extent`` at ``offset`` of a global tensor, drawn from ``seed``."""
+
+
+@dataclass(frozen=True)
+class _Values:
+    """The values of one initializer call (shape, dtype and hyperparameters fixed): ``fill`` draws any
+    box of the global tensor, or, for a ``whole_tensor`` scheme (a QR factorization), only the whole."""
+
+    fill: _Fill
+    whole_tensor: bool = False
+
+
+def _box_fill(scheme: Any, shape: tuple[int, ...], dtype: np.dtype, name: str, **params: Any) -> _Values:
+    """A registered scheme (a name, fastinit function or convention) filling boxes of the global ``shape``."""
+    filler = lookup(scheme)
+    return _Values(lambda seed, offset, extent: filler.fill(np.empty(extent, dtype), seed=seed, name=name,
+                                                             global_shape=shape, offset=offset, **params))
+
+
+def _out_sharding(out_sharding: Any, shape: tuple[int, ...]) -> jax.sharding.Sharding | None:
+    """``out_sharding`` as a ``Sharding`` of ``shape``: any ``jax.sharding.Sharding``, a ``PartitionSpec``
+    of the mesh set by ``jax.set_mesh`` (JAX's rule and message), a device, or None. A sharding that
+    does not divide the shape raises JAX's ``ValueError`` (``IndivisibleError``) on every path, traced
+    or not, as JAX's initializers do."""
+    if out_sharding is None:
+        return None
+    sharding = _as_sharding(out_sharding)
+    sharding.shard_shape(shape)
+    return sharding
+
+
+def _as_sharding(out_sharding: Any) -> jax.sharding.Sharding:
+    if isinstance(out_sharding, jax.sharding.Sharding):
+        return out_sharding
+    if isinstance(out_sharding, jax.sharding.PartitionSpec):
+        mesh = jax.sharding.get_mesh()
+        if mesh.empty:
+            raise ValueError("Using PartitionSpec when you are not under a mesh context is not allowed. Please pass "
+                             f"a NamedSharding instance or enter into a mesh context via `jax.set_mesh`. Got "
+                             f"{out_sharding}")
+        return jax.sharding.NamedSharding(mesh, out_sharding)
+    if isinstance(out_sharding, jax.Device):
+        return jax.sharding.SingleDeviceSharding(out_sharding)
+    raise TypeError("out_sharding must be a jax.sharding.Sharding (NamedSharding, SingleDeviceSharding, ...), a "
+                    f"PartitionSpec under jax.set_mesh, a jax.Device or None, got {type(out_sharding).__name__}")
+
+
+def _shard_filled(shape: tuple[int, ...], dtype: np.dtype, sharding: jax.sharding.Sharding,
+                  fill_box: Callable[[tuple[int, ...], tuple[int, ...]], np.ndarray]) -> jax.Array:
+    """The array of ``sharding`` whose every addressable shard is ``fill_box(offset, extent)``: each
+    distinct shard filled once on the host, copied to the devices that hold it, and released before
+    the next is filled (host memory: one shard)."""
+    devices_of: dict[tuple[tuple[int, int], ...], list] = {}
+    for device, index in sharding.addressable_devices_indices_map(shape).items():
+        assert index is not None  # as jax.make_array_from_callback assumes: every shard has an index
+        bounds = tuple(part.indices(n)[:2] for part, n in zip(index, shape))
+        devices_of.setdefault(bounds, []).append(device)
+    shards: list[jax.Array] = []
+    for bounds, devices in devices_of.items():
+        host = fill_box(tuple(lo for lo, _ in bounds), tuple(hi - lo for lo, hi in bounds))
+        shards += jax.block_until_ready([jax.device_put(host, device) for device in devices])
+        del host
+    return jax.make_array_from_single_device_arrays(shape, sharding, shards, dtype=dtype)
+
+
+def _placed(array: jax.Array, sharding: jax.sharding.Sharding | None) -> jax.Array:
+    """``array`` with ``sharding``. Traced, a mesh whose axes are all ``Auto`` takes JAX's sharding
+    constraint (``device_put`` under ``jit`` does not constrain it); anything else ``device_put``."""
+    if sharding is None:
+        return array
+    auto = isinstance(sharding, jax.sharding.NamedSharding) and all(
+        kind == jax.sharding.AxisType.Auto for kind in sharding.mesh.axis_types)
+    if auto and isinstance(array, jax.core.Tracer):
+        return jax.lax.with_sharding_constraint(array, sharding)
+    return jax.device_put(array, sharding)
+
+
+def _tracing() -> bool:
+    """Whether JAX is staging a computation (under ``jit``): a new constant is then a tracer."""
+    return isinstance(jnp.asarray(0), jax.core.Tracer)
+
+
+def _run(key, shape: tuple[int, ...], dtype: np.dtype, values: _Values,
+         sharding: jax.sharding.Sharding | None = None) -> jax.Array:
+    """The values drawn from ``key``: with a concrete key and a ``sharding``, outside ``jit``, shard by
+    shard (see ``_shard_filled``) unless the scheme needs the whole tensor; otherwise the whole tensor
+    (a traced key: in a host callback). The caller places the result on ``sharding``."""
     words = _key_words(key)
-    if isinstance(words, int):
-        return jnp.asarray(make(words))
+    origin = (0,) * len(shape)
     if isinstance(words, jax.core.Tracer):
-        return jax.pure_callback(lambda w: make(seed_of_key(w)), jax.ShapeDtypeStruct(shape, dtype), words,
-                                 vmap_method="sequential")
-    return jnp.asarray(make(seed_of_key(np.asarray(words))))
+        return jax.pure_callback(lambda w: values.fill(seed_of_key(w), origin, shape),
+                                 jax.ShapeDtypeStruct(shape, dtype), words, vmap_method="sequential")
+    seed = words if isinstance(words, int) else seed_of_key(np.asarray(words))
+    if sharding is None or values.whole_tensor or _tracing():
+        return jnp.asarray(values.fill(seed, origin, shape))
+    return _shard_filled(shape, dtype, sharding, lambda offset, extent: values.fill(seed, offset, extent))
 
 
 def jax_fans(shape: tuple[int, ...], in_axis: Any = -2, out_axis: Any = -1,
@@ -184,7 +292,15 @@ def _as_complex(view: np.ndarray, dtype: np.dtype) -> np.ndarray:
     return view.view(dtype)[..., 0]
 
 
-def _variance_scaling(params: dict, shape: tuple[int, ...], dtype: np.dtype, name: str) -> Callable[[int], np.ndarray]:
+def _complex_box_fill(draw: Callable[..., np.ndarray], std: float, shape: tuple[int, ...], dtype: np.dtype,
+                      name: str) -> _Values:
+    """A complex draw of ``fastinit._complex`` (written on the real view of each box) filling boxes of
+    the global ``shape``."""
+    return _Values(lambda seed, offset, extent: _as_complex(
+        draw(_complex_view(extent, dtype), std, seed=seed, name=name, global_shape=shape, offset=offset), dtype))
+
+
+def _variance_scaling(params: dict, shape: tuple[int, ...], dtype: np.dtype, name: str) -> _Values:
     """JAX's variance scaling (fans by JAX's rule; complex dtypes as JAX draws them)."""
     scale, mode, distribution = params.pop("scale"), params.pop("mode"), params.pop("distribution")
     fans = jax_fans(shape, params.pop("in_axis", -2), params.pop("out_axis", -1), params.pop("batch_axis", ()))
@@ -196,8 +312,8 @@ def _variance_scaling(params: dict, shape: tuple[int, ...], dtype: np.dtype, nam
     if denominators[mode] == 0:
         raise ZeroDivisionError(f"variance_scaling of a {shape} weight: {mode} is 0")
     if dtype.name in FLOAT_NAMES:
-        return lambda seed: _init(shape, variance_scaling_, dtype, seed=seed, name=name, scale=scale, mode=mode,
-                                  distribution=distribution, fans=fans)
+        return _box_fill(variance_scaling_, shape, dtype, name, scale=scale, mode=mode, distribution=distribution,
+                         fans=fans)
     std = math.sqrt(scale / denominators[mode])
     draw: Callable[..., np.ndarray]
     if distribution == "truncated_normal":
@@ -208,7 +324,7 @@ def _variance_scaling(params: dict, shape: tuple[int, ...], dtype: np.dtype, nam
         draw = complex_disk_
     else:
         raise ValueError(f"invalid distribution for variance scaling initializer: {distribution}")
-    return lambda seed: _as_complex(draw(_complex_view(shape, dtype), std, seed=seed, name=name), dtype)
+    return _complex_box_fill(draw, std, shape, dtype, name)
 
 
 #: std of a complex standard normal whose modulus is cut at 2 (JAX's constant)
@@ -234,9 +350,8 @@ def _check_dtype(base: str, dtype: np.dtype) -> None:
 
 
 def _maker(base: str, params: dict, shape: tuple[int, ...], dtype: np.dtype, name: str,
-           column_axis: int) -> Callable[[int], np.ndarray]:
-    """``make(seed) -> np.ndarray``: JAX's initializer ``base`` with concrete ``params`` for one shape
-    and a dtype it draws."""
+           column_axis: int) -> _Values:
+    """JAX's initializer ``base`` with concrete ``params`` for one shape and a dtype it draws."""
     convention = TABLE["jax"][base]
     params = {k: _number(v) for k, v in params.items()}
     complex_ = dtype.name in _COMPLEX_NAMES
@@ -244,8 +359,7 @@ def _maker(base: str, params: dict, shape: tuple[int, ...], dtype: np.dtype, nam
         return _variance_scaling({**convention.fixed, **params}, shape, dtype, name)
     if complex_ and base == "normal":
         stddev = check_real("stddev", params["stddev"])
-        return lambda seed: _as_complex(complex_normal_(_complex_view(shape, dtype), stddev, seed=seed, name=name),
-                                        dtype)
+        return _complex_box_fill(complex_normal_, stddev, shape, dtype, name)
     if base == "orthogonal":
         axis = column_axis % len(shape)
         columns_last = shape[:axis] + shape[axis + 1:] + (shape[axis],)
@@ -259,8 +373,9 @@ def _maker(base: str, params: dict, shape: tuple[int, ...], dtype: np.dtype, nam
             def full(seed: int) -> np.ndarray:
                 return _init(columns_last, convention, dtype, seed=seed, name=name, **params)
 
-        return lambda seed: np.ascontiguousarray(np.moveaxis(full(seed), -1, axis))
-    return lambda seed: _init(shape, convention, dtype, seed=seed, name=name, **params)
+        return _Values(lambda seed, offset, extent: np.ascontiguousarray(np.moveaxis(full(seed), -1, axis)),
+                       whole_tensor=True)
+    return _box_fill(convention, shape, dtype, name, **params)
 
 
 def _bound(argname: str, value: Any) -> float:
@@ -281,9 +396,10 @@ def _clipped_at_upper(upper: float, stddev: Any, shape: tuple[int, ...], dtype: 
 
 
 def _draw(base: str, params: dict, key: Any, shape: tuple[int, ...], dtype: np.dtype, name: str,
-          column_axis: Any) -> jax.Array:
-    """JAX's drawing initializer ``base``: checks in JAX's order, fastinit's fill, and JAX's arithmetic
-    for what the fill does not take (see the module docstring)."""
+          column_axis: Any, sharding: jax.sharding.Sharding | None = None) -> jax.Array:
+    """JAX's drawing initializer ``base``: checks in JAX's order, fastinit's fill (shard by shard on
+    ``sharding`` where it fills the values itself), and JAX's arithmetic for what the fill does not
+    take (see the module docstring)."""
     if base == "delta_orthogonal":  # as JAX builds it: the orthogonal (in, out) matrix at the center tap
         if len(shape) not in (3, 4, 5):
             raise ValueError("Delta orthogonal initializer requires a 3D, 4D or 5D shape.")
@@ -307,7 +423,7 @@ def _draw(base: str, params: dict, key: Any, shape: tuple[int, ...], dtype: np.d
     scale = _SCALES.get(base)
     value = _real(params[scale.param]) if scale else None
     if scale is None or (value is not None and math.isfinite(value) and scale.fill_takes(value)):
-        return _run(key, shape, dtype, _maker(base, params, shape, dtype, name, column_axis))
+        return _run(key, shape, dtype, _maker(base, params, shape, dtype, name, column_axis), sharding)
     standard = _run(key, shape, dtype, _maker(base, {**params, scale.param: 1.0}, shape, dtype, name, column_axis))
     return standard * scale.factor(params[scale.param], dtype)
 
@@ -321,8 +437,9 @@ def _initializer(scheme: str, params: dict, default_dtype: Any, name: str, colum
         if scheme in _CONSTANT:  # nothing drawn: JAX's own
             own = getattr(jax.nn.initializers, scheme)
             return (own(**params) if params else own)(key, shape, dtype, out_sharding)
-        array = _draw(base, params, key, _shape(shape, base), _dtype(dtype), name, column_axis)
-        return array if out_sharding is None else jax.device_put(array, out_sharding)
+        shape = _shape(shape, base)
+        sharding = _out_sharding(out_sharding, shape)
+        return _placed(_draw(base, params, key, shape, _dtype(dtype), name, column_axis, sharding), sharding)
 
     init.__name__ = scheme
     init.__doc__ = f"fastinit's jax.nn.initializers.{scheme}: {convention.describe}"

@@ -12,6 +12,10 @@ A spec is JSON (or TOML) of the form::
 A tensor's name is its stream ``name``; the run's seed is every tensor's ``seed``. So tensor
 ``n`` of a checkpoint equals ``fastinit.<init>_(np.empty(shape, dtype), seed=seed, name=n, ...)``.
 
+A top-level ``"recipe": {"name": "torchtitan-llama3", ...options}`` gives every tensor without an
+``init`` field the scheme of a trainer's recipe (see ``fastinit.recipes``); a tensor's own ``init``
+takes precedence.
+
 Two optional fields describe tensors whose values are not one fill of their own:
 
 * ``"stream": {"name": ..., "shape": [...], "offset": [...], "box": [...]}``: the stored tensor is
@@ -45,6 +49,7 @@ from ._dtypes import DTYPES as _DTYPE_TABLE
 from ._dtypes import FLOAT_NAMES
 from ._registry import Scheme, lookup, prefixed
 from ._validate import check_dtype, check_ints, check_shape
+from .recipes import recipe_schemes
 
 __all__ = ["TensorSpec", "Stream", "BoxFill", "Spec", "load_spec", "default_spec", "DTYPES"]
 
@@ -282,9 +287,11 @@ def load_spec(source: Mapping[str, Any] | str | os.PathLike) -> Spec:
     data = _read(source)
     if not isinstance(data, Mapping) or not isinstance(data.get("tensors"), Mapping):
         raise ValueError('spec: expected {"tensors": {"<name>": {"shape": [...], "dtype": ..., "init": ...}}}')
-    extra = sorted(set(data) - {"tensors"})
+    extra = sorted(set(data) - {"tensors", "recipe"})
     if extra:
-        raise ValueError(f"spec: unknown top-level field(s) {', '.join(map(repr, extra))}; only 'tensors'")
+        raise ValueError(f"spec: unknown top-level field(s) {', '.join(map(repr, extra))}; only 'tensors' "
+                         "and 'recipe'")
+    by_recipe = _recipe_inits(data)
     tensors = []
     for name, entry in data["tensors"].items():
         where = f"tensor {name!r}"
@@ -292,13 +299,32 @@ def load_spec(source: Mapping[str, Any] | str | os.PathLike) -> Spec:
             raise ValueError(f"spec: tensor names must be non-empty strings, got {name!r}")
         if not isinstance(entry, Mapping):
             raise ValueError(f"{where}: expected a table of fields, got {entry!r}")
-        missing = [f for f in _FIELDS if f not in entry]
+        missing = [f for f in _FIELDS if f not in entry and not (f == "init" and name in by_recipe)]
         if missing:
             raise ValueError(f"{where}: missing field(s) {', '.join(map(repr, missing))}")
         params = {k: v for k, v in entry.items() if k not in _FIELDS + _OPTIONAL}
-        tensors.append(check_tensor(name, entry["shape"], entry["dtype"], entry["init"], params,
+        init = entry["init"] if "init" in entry else by_recipe[name][0]
+        if "init" not in entry:
+            params = {**by_recipe[name][1], **params}
+        tensors.append(check_tensor(name, entry["shape"], entry["dtype"], init, params,
                                     entry.get("stream"), entry.get("then", ())))
     return Spec(tuple(tensors))
+
+
+def _recipe_inits(data: Mapping) -> dict[str, tuple[str, dict]]:
+    """The recipe's scheme of each tensor without an ``init`` field (none without a recipe)."""
+    recipe = data.get("recipe")
+    if recipe is None:
+        return {}
+    if not isinstance(recipe, Mapping) or not isinstance(recipe.get("name"), str):
+        raise ValueError(f'spec: recipe must be {{"name": "<recipe>", ...options}}, got {recipe!r}')
+    shapes = {}
+    for name, entry in data["tensors"].items():
+        if isinstance(name, str) and isinstance(entry, Mapping) and "init" not in entry and "shape" in entry:
+            with prefixed(f"tensor {name!r}"):
+                shapes[name] = check_shape(entry["shape"])
+    with prefixed("spec recipe"):
+        return recipe_schemes(recipe["name"], shapes, **{k: v for k, v in recipe.items() if k != "name"})
 
 
 def default_spec(*, vocab: int = 128256, hidden: int = 2048, layers: int = 16, intermediate: int = 8192,

@@ -34,6 +34,7 @@ Examples:
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 import torch
 
@@ -55,9 +56,10 @@ from ._torch_init import (
     xavier_uniform_,
     zeros_,
 )
-from ._torch_modules import SchemeMap, plan, replace_meta_tensors
+from ._torch_modules import Recipe, SchemeMap, plan, replace_meta_tensors
 from ._torch_patch import patched
 from ._torch_tensors import DTYPES
+from .recipes import RECIPES
 from .spec import Spec
 
 __all__ = [
@@ -88,7 +90,17 @@ def _check_dtype(dtype: torch.dtype | None) -> None:
         raise TypeError(f"dtype must be one of {', '.join(map(str, DTYPES))} or None, got {dtype}")
 
 
-def init_module(module: torch.nn.Module, seed: int = 0, schemes: SchemeMap | None = None) -> torch.nn.Module:
+def _recipe(recipe: str | None, options: dict[str, Any]) -> Recipe | None:
+    if recipe is None:
+        if options:
+            raise TypeError(f"unexpected keyword argument(s) {', '.join(sorted(options))}: recipe options "
+                            "need recipe= (one of " + ", ".join(map(repr, RECIPES)) + ")")
+        return None
+    return recipe, options
+
+
+def init_module(module: torch.nn.Module, seed: int = 0, schemes: SchemeMap | None = None,
+                recipe: str | None = None, **recipe_options: Any) -> torch.nn.Module:
     """Fill every parameter of ``module`` in place, each keyed by its ``named_parameters()`` name.
 
     By default each parameter gets its layer type's own torch initialization (Linear / Conv* /
@@ -105,19 +117,27 @@ def init_module(module: torch.nn.Module, seed: int = 0, schemes: SchemeMap | Non
     ``(name, params)``, e.g. HF-style ``{torch.nn.Linear: {"weight": ("normal", {"std": 0.02}),
     "bias": "zeros"}}``. Every scheme is checked before any parameter is written.
 
+    ``recipe`` (one of [`fastinit.recipes.RECIPES`][fastinit.recipes.RECIPES]: ``"torchtitan-llama3"``,
+    ``"megatron"``, ``"olmo-core"``, ``"gpt-neox"``) replaces torch's defaults by a trainer's own
+    initialization, by parameter name, with ``recipe_options`` (e.g. ``depth_init=False``,
+    ``init_method="llama_depth"``); ``schemes`` still take precedence, and a parameter that neither
+    covers is an error naming it. See ``docs/recipes.md``.
+
     A value depends only on ``(seed, parameter name, index)``: not on the order in which modules were
     built, on torch's RNG, or on sharding (DTensor parameters are filled shard by shard). A
     parameter shared by several modules is keyed by its smallest name.
     """
-    for entry in plan(module, schemes, seed=seed):
+    for entry in plan(module, schemes, seed=seed, recipe=_recipe(recipe, recipe_options)):
         entry.fill_parameter(seed)
     return module
 
 
 def materialize(module: torch.nn.Module, seed: int = 0, dtype: torch.dtype | None = None,
-                schemes: SchemeMap | None = None) -> torch.nn.Module:
+                schemes: SchemeMap | None = None, recipe: str | None = None,
+                **recipe_options: Any) -> torch.nn.Module:
     """Give every meta-device parameter and buffer of ``module`` CPU storage and fill the parameters
-    as [`init_module`][fastinit.torch.init_module] would, without running torch's own initialization.
+    as [`init_module`][fastinit.torch.init_module] would (``schemes``, ``recipe`` and its options as
+    there), without running torch's own initialization.
 
     Build the module under ``torch.device("meta")`` (nothing is allocated or drawn), then call this.
     ``dtype`` (one of float32, float64, float16, bfloat16) replaces the floating dtype of the new
@@ -127,7 +147,8 @@ def materialize(module: torch.nn.Module, seed: int = 0, dtype: torch.dtype | Non
     real are left as they are.
     """
     _check_dtype(dtype)
-    entries = plan(module, schemes, seed=seed, only_meta=True)  # validate before any change
+    entries = plan(module, schemes, seed=seed, only_meta=True,
+                   recipe=_recipe(recipe, recipe_options))  # validate before any change
     real = replace_meta_tensors(module, dtype)
     for entry in entries:
         replace(entry, parameter=real[id(entry.parameter)]).fill_parameter(seed)
@@ -135,10 +156,11 @@ def materialize(module: torch.nn.Module, seed: int = 0, dtype: torch.dtype | Non
 
 
 def spec_from_module(module: torch.nn.Module, schemes: SchemeMap | None = None,
-                     dtype: torch.dtype | None = None) -> Spec:
+                     dtype: torch.dtype | None = None, recipe: str | None = None, **recipe_options: Any) -> Spec:
     """The checkpoint spec (see ``docs/checkpoints.md``) of ``module``'s parameters with the schemes of
     [`init_module`][fastinit.torch.init_module]: ``fastinit generate`` (or ``fastinit.checkpoint.generate``)
-    with seed ``s`` then writes exactly the tensors ``init_module(module, seed=s)`` makes. Works on meta modules.
+    with seed ``s`` then writes exactly the tensors ``init_module(module, seed=s)`` makes (with the same
+    ``schemes``, ``recipe`` and options). Works on meta modules.
 
     Examples:
         >>> import torch, fastinit.torch as fit
@@ -148,5 +170,5 @@ def spec_from_module(module: torch.nn.Module, schemes: SchemeMap | None = None,
     """
     _check_dtype(dtype)
     return Spec(tuple(entry.tensor_spec(DTYPES[dtype if dtype is not None else entry.dtype])
-                      for entry in plan(module, schemes, seed=0)))
+                      for entry in plan(module, schemes, seed=0, recipe=_recipe(recipe, recipe_options))))
 

@@ -43,3 +43,14 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def make_venv(where: Path, *installs: list[str]) -> str:
+    """A venv at ``where`` with each of ``installs`` (``pip install`` arguments) run in turn; its python."""
+    import venv
+
+    venv.create(where, with_pip=True)
+    python = str(where / "bin" / "python")
+    for arguments in installs:
+        subprocess.run([python, "-m", "pip", "install", "-q", *arguments], check=True, timeout=3600)
+    return python

@@ -11,7 +11,8 @@ import pytest
 from conftest import ROOT
 
 MODULES = ["fastinit", "fastinit.initializers", "fastinit.conventions", "fastinit.spec", "fastinit.checkpoint",
-           "fastinit.diagnostics", "fastinit.torch", "fastinit.jax", "fastinit.dask", "fastinit.transformers"]
+           "fastinit.diagnostics", "fastinit.torch", "fastinit.jax", "fastinit.dask", "fastinit.transformers",
+           "fastinit.recipes"]
 API = ROOT / "docs" / "api"
 _DIRECTIVE = re.compile(r"^::: (fastinit[\w.]*)$", re.M)
 _ROW = re.compile(r"^\| `(\w+)` \| (.*) \|$", re.M)

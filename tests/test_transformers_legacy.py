@@ -7,9 +7,9 @@ import json
 import os
 import subprocess
 import sys
-import venv
 
 import pytest
+from conftest import make_venv
 from hf_models import AUTO, CONFIGS
 
 pytest.importorskip("transformers")
@@ -50,11 +50,7 @@ print(json.dumps(report))
 
 @pytest.fixture(scope="module")
 def legacy_python(tmp_path_factory):
-    where = tmp_path_factory.mktemp("transformers-4.57")
-    venv.create(where, with_pip=True)
-    python = str(where / "bin" / "python")
-    subprocess.run([python, "-m", "pip", "install", "-q", *LEGACY], check=True, timeout=1800)
-    return python
+    return make_venv(tmp_path_factory.mktemp("transformers-4.57"), LEGACY)
 
 
 def test_transformers_4_57_loads_the_directories(legacy_python, tmp_path):

@@ -280,10 +280,11 @@ _AS241_FAR_DEN = (
 
 @inline_jit
 def _rational(central, far, t):
-    """AS 241's degree-7 rational function of the branch selected by ``central`` / ``far``."""
-    num = 0.0
-    den = 0.0
-    for k in range(7, -1, -1):
+    """AS 241's degree-7 rational function of the branch selected by ``central`` / ``far``, by
+    Horner from the top coefficients (the same values as from ``0 * t + c[7]``: ``t`` is finite)."""
+    num = _AS241_CENTRAL_NUM[7] if central else (_AS241_FAR_NUM[7] if far else _AS241_NEAR_NUM[7])
+    den = _AS241_CENTRAL_DEN[7] if central else (_AS241_FAR_DEN[7] if far else _AS241_NEAR_DEN[7])
+    for k in range(6, -1, -1):
         cn = _AS241_FAR_NUM[k] if far else _AS241_NEAR_NUM[k]
         cd = _AS241_FAR_DEN[k] if far else _AS241_NEAR_DEN[k]
         num = num * t + (_AS241_CENTRAL_NUM[k] if central else cn)
@@ -292,16 +293,31 @@ def _rational(central, far, t):
 
 
 @inline_jit
-def normal_ppf(p):
-    """Inverse standard normal CDF of ``p`` in (0, 1), float64 (AS 241)."""
+def ppf_is_central(p):
+    """Whether AS 241 takes its central branch for ``p``: ``|p - 1/2| <= 0.425``."""
+    return abs(p - 0.5) <= 0.425
+
+
+@inline_jit
+def ppf_central(p):
+    """AS 241's central branch (``normal_ppf`` where ``ppf_is_central(p)``)."""
     q = p - 0.5
-    central = abs(q) <= 0.425
+    return q * _rational(True, False, 0.180625 - q * q)
+
+
+@inline_jit
+def ppf_tail(p):
+    """AS 241's tail branches (``normal_ppf`` where not ``ppf_is_central(p)``)."""
     r = np.sqrt(-log_f64(min(p, 1.0 - p)))
     far = r > 5.0
-    t = 0.180625 - q * q if central else (r - 5.0 if far else r - 1.6)
-    x = _rational(central, far, t)
-    x = q * x if central else x
-    return -x if (q < 0.0 and not central) else x
+    x = _rational(False, far, r - 5.0 if far else r - 1.6)
+    return -x if p - 0.5 < 0.0 else x
+
+
+@inline_jit
+def normal_ppf(p):
+    """Inverse standard normal CDF of ``p`` in (0, 1), float64 (AS 241)."""
+    return ppf_central(p) if ppf_is_central(p) else ppf_tail(p)
 
 
 # ------------------------------------------------------------------------- 16-bit rounding

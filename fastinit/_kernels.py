@@ -32,6 +32,9 @@ from ._convert import (
     f32_to_f16_bits,
     log_f64,
     normal_ppf,
+    ppf_central,
+    ppf_is_central,
+    ppf_tail,
     radius_f32,
     radius_f32_reduced,
     rotate,
@@ -197,6 +200,19 @@ def _store_value(out, i, x, store):
     return impl
 
 
+def in_store_precision(x, store):
+    """``x`` as the value a store rounds from: itself for float64, ``float32(x)`` for the other
+    formats (jitted callers get the overload below)."""
+    return x if store == F64 else np.float32(x)
+
+
+@overload(in_store_precision, prefer_literal=True, inline="always", jit_options=JIT_OPTIONS)
+def _in_store_precision(x, store):
+    if _literal(store, "store") == F64:
+        return lambda x, store: x
+    return lambda x, store: np.float32(x)
+
+
 def store_block(out, j, values, store):
     """``out[E*j : E*j + E] = values`` for the E values of one block (jitted callers get the
     overload below)."""
@@ -285,8 +301,60 @@ def _normal_blocks_staged(out, lo, hi, k0, k1, fill, store, p0, p1, p2, p3, p4, 
             store_block(o, j, (mean + std * z0, mean + std * z1, mean + std * z2, mean + std * z3), store)
 
 
+@kernel_jit
+def _trunc_blocks_staged(out, lo, hi, k0, k1, fill, store, p0, p1, p2, p3, p4, p5):
+    """``_fill_blocks`` for truncated normals, in passes of up to ``STAGE_BLOCKS`` blocks: the
+    probabilities ``pa + u * d`` of every element; AS 241's central branch for every element (no
+    log: a loop the compiler vectorizes), gathering the elements outside the central interval
+    (about 15% of them for a wide interval, none for a narrow one) without a branch; the tail branch
+    over those, packed (vectorized too), scattered back over their central values; the clamp and
+    the stores.
+
+    The values are ``_trunc4`` / ``_trunc2``'s: each element takes the same operations of the same
+    branch of ``normal_ppf`` (``ppf_central``, ``ppf_tail``), composed through memory instead of
+    evaluating every branch for every element.
+    """
+    literally(store)
+    per = per_block(store)
+    b = STAGE_BLOCKS
+    prob = np.empty(4 * b, np.float64)
+    x = np.empty(4 * b, np.float64)
+    tails = np.empty(4 * b, np.int64)
+    tail_prob = np.empty(4 * b, np.float64)
+    c1 = np.uint32(hi)
+    n_blocks = out.size // per
+    for first in range(0, n_blocks, b):
+        m = min(b, n_blocks - first)
+        n = m * per
+        for j in range(m):
+            w0, w1, w2, w3 = _words(np.uint32(lo + first + j), c1, k0, k1)
+            if per == 4:
+                prob[4 * j] = p0 + u32_open_f64(w0) * p1
+                prob[4 * j + 1] = p0 + u32_open_f64(w1) * p1
+                prob[4 * j + 2] = p0 + u32_open_f64(w2) * p1
+                prob[4 * j + 3] = p0 + u32_open_f64(w3) * p1
+            else:
+                prob[2 * j] = p0 + u53_open(w0, w1) * p1
+                prob[2 * j + 1] = p0 + u53_open(w2, w3) * p1
+        for i in range(n):
+            x[i] = ppf_central(prob[i])
+        n_tails = 0
+        for i in range(n):  # branch-free: every element is written, the tail ones are kept
+            tails[n_tails] = i
+            tail_prob[n_tails] = prob[i]
+            n_tails += 0 if ppf_is_central(prob[i]) else 1
+        for t in range(n_tails):  # packed: a loop the compiler vectorizes
+            tail_prob[t] = ppf_tail(tail_prob[t])
+        for t in range(n_tails):
+            x[tails[t]] = tail_prob[t]
+        o = out[per * first:per * (first + m)]
+        for i in range(n):
+            store_value(o, i, in_store_precision(min(max(p3 + p2 * x[i], p4), p5), store), store)
+
+
 #: (fill, store) -> its loop over whole blocks where that is not ``_fill_blocks``
-_BLOCK_LOOPS = {(NORMAL, store): _normal_blocks_staged for store in (F32, BF16, F16)}
+_BLOCK_LOOPS = {**{(NORMAL, store): _normal_blocks_staged for store in (F32, BF16, F16)},
+                **{(TRUNC_NORMAL, store): _trunc_blocks_staged for store in (F32, BF16, F16, F64)}}
 
 
 def fill_blocks(out, lo, hi, k0, k1, fill, store, p0, p1, p2, p3, p4, p5):
@@ -357,8 +425,9 @@ def _row_start(row, base, lead_shape, lead_strides):
 
 
 @functools.cache
-def box_filler(fill: int, store: int):
-    """The parallel driver for one (fill, store) kind:
+def box_filler(fill: int, store: int, parallel: bool = True):
+    """The driver for one (fill, store) kind, parallel or (for small boxes, where waking the
+    threads costs more than the fill) serial; the same code either way:
     ``fill_box(out, lead_shape, lead_strides, base, row_len, chunk, workers, k0, k1, p0, ..., p5)``.
 
     It fills the flat C-order ``out`` holding a box of a larger tensor. The box is
@@ -372,13 +441,13 @@ def box_filler(fill: int, store: int):
     literal-argument round trip.)
     """
 
-    @parallel_jit
     def fill_box(out, lead_shape, lead_strides, base, row_len, chunk, workers, k0, k1, p0, p1, p2, p3, p4, p5):
         n_rows = out.size // row_len
         per_row = (row_len + chunk - 1) // chunk
         n_tasks = n_rows * per_row
         next_task = np.zeros(1, np.int64)
-        for _worker in prange(min(workers, n_tasks)):
+        # ``parallel`` is a closure constant, so the two variants have distinct cache entries
+        for _worker in prange(min(workers if parallel else 1, n_tasks)):
             t = claim_next(next_task)
             while t < n_tasks:
                 row = t // per_row
@@ -389,7 +458,7 @@ def box_filler(fill: int, store: int):
                 fill_run(out[at + lo:at + hi], first + lo, k0, k1, fill, store, p0, p1, p2, p3, p4, p5)
                 t = claim_next(next_task)
 
-    return fill_box
+    return (parallel_jit if parallel else kernel_jit)(fill_box)
 
 
 @kernel_jit

@@ -1,0 +1,74 @@
+"""Fills into untouched memory, as every real path allocates it (``np.empty``, ``torch.empty``,
+``fi.init``), against the same fill on touched memory, with and without fastinit's huge-page advice
+(``FASTINIT_HUGE_PAGES``), and torch's own ``normal_`` into fresh memory:
+
+    pytest benchmarks/test_fresh_memory.py --benchmark-enable -s -m huge
+
+Each measurement runs in a process of its own (memory a process freed and took back is not fresh),
+the variants alternating round by round; the summary gives each one's range over the rounds.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+PROBE = r'''
+import json, sys, time
+import numpy as np
+import fastinit as fi
+from fastinit._dtypes import numpy_dtype
+how, dtype, n = sys.argv[1], sys.argv[2], 1 << 29
+fi.normal_(np.empty(4096, np.float32), seed=0)  # the kernels loaded, as after a first call
+if how in ("torch.empty", "torch"):
+    import torch
+    import fastinit.torch as fit
+    a = torch.empty(n, dtype=getattr(torch, dtype))
+    fill = (lambda: a.normal_()) if how == "torch" else (lambda: fit.normal_(a, seed=0))
+elif how == "np.empty":
+    a = np.empty(n, numpy_dtype(dtype))
+    fill = lambda: fi.normal_(a, seed=0)
+t0 = time.perf_counter()
+if how == "fi.init":
+    a = fi.init((n,), "normal", dtype, seed=0)
+    fill = lambda: fi.normal_(a, seed=0)
+else:
+    fill()
+fresh = time.perf_counter() - t0
+t0 = time.perf_counter()
+fill()
+print(json.dumps({"fresh": fresh, "touched": time.perf_counter() - t0}))
+'''
+CASES = [(how, dtype, huge) for dtype in ("float32", "bfloat16")
+         for how, huge in (("np.empty", "1"), ("np.empty", "0"), ("torch.empty", "1"), ("fi.init", "1"),
+                           ("torch", "1"))]
+
+
+def _run(how: str, dtype: str, huge: str) -> dict:
+    env = {**os.environ, "FASTINIT_HUGE_PAGES": huge}
+    out = subprocess.run([sys.executable, "-c", PROBE, how, dtype], env=env, check=True, capture_output=True,
+                         text=True).stdout
+    return json.loads(out)
+
+
+@pytest.mark.huge
+def test_fresh_against_touched_memory(benchmark):
+    pytest.importorskip("torch")
+    pytest.importorskip("ml_dtypes")
+    results: dict[tuple, list[dict]] = {case: [] for case in CASES}
+    for _ in range(3):
+        for case in CASES:
+            results[case].append(_run(*case))
+    benchmark.group = "fresh vs touched memory, 2**29 elements"
+    benchmark.extra_info.update({f"{how} {dtype} huge={huge}": rounds
+                                 for (how, dtype, huge), rounds in results.items()})
+    benchmark.pedantic(lambda: None, rounds=1)
+    print()
+    for (how, dtype, huge), rounds in results.items():
+        ratios = sorted(r["fresh"] / r["touched"] for r in rounds)
+        fresh = sorted(r["fresh"] for r in rounds)
+        advice = "" if how == "torch" else (" huge pages" if huge == "1" else " no advice")
+        print(f"{dtype:9s} {how + advice:26s} fresh {fresh[0]:.2f}-{fresh[-1]:.2f} s, "
+              f"fresh / touched {ratios[0]:.2f}-{ratios[-1]:.2f}")

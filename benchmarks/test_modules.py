@@ -33,3 +33,48 @@ def test_init_module_vs_reset_parameters(benchmark, stack, library):
     benchmark.extra_info.update(library=library, fill=f"Linear stack init ({len(stack)} layers)", dtype="float32",
                                 elements=parameters)
     benchmark.pedantic(call, rounds=3, warmup_rounds=1)
+
+
+@pytest.mark.huge
+def test_materialize_llama_1b_against_normal_on_touched_memory(benchmark):
+    """``materialize`` of a Llama-3.2-1B-shaped module (1.24 G parameters, bfloat16: tied
+    embeddings, 16 layers, GQA) from meta, allocation included, against ``normal_`` over as many
+    elements on touched memory; alternating, 3 rounds (``-m huge -k llama``)."""
+    import sys
+    import time
+    from pathlib import Path
+
+    import ml_dtypes
+    import numpy as np
+
+    import fastinit as fi
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
+    from trainer_models import TorchtitanLike
+
+    schemes = {torch.nn.Linear: ("normal", {"std": 0.02}), torch.nn.Embedding: ("normal", {"std": 0.02})}
+
+    def build():
+        with torch.device("meta"):
+            return TorchtitanLike(dim=2048, layers=16, hidden=8192, vocab=128256, tied=True, kv_dim=512)
+
+    n = sum(p.numel() for p in build().parameters())
+    touched = fi.normal_(np.empty(n, ml_dtypes.bfloat16), seed=0)
+    fit.materialize(build(), dtype=torch.bfloat16, schemes=schemes)  # the kernels loaded
+    rounds = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        fi.normal_(touched, std=0.02, seed=1)
+        normal_s = time.perf_counter() - t0
+        model = build()
+        t0 = time.perf_counter()
+        fit.materialize(model, dtype=torch.bfloat16, schemes=schemes)
+        rounds.append((time.perf_counter() - t0, normal_s))
+        del model
+    ratios = sorted(m / t for m, t in rounds)
+    benchmark.group = "materialize Llama-3.2-1B shape vs normal_ (touched)"
+    benchmark.extra_info.update(parameters=n, rounds=rounds, ratios=ratios)
+    benchmark.pedantic(lambda: None, rounds=1)
+    mat, normal = sorted(r[0] for r in rounds), sorted(r[1] for r in rounds)
+    print(f"\n{n / 1e9:.2f} G parameters: materialize {mat[0]:.2f}-{mat[-1]:.2f} s, normal_ on touched memory "
+          f"{normal[0]:.2f}-{normal[-1]:.2f} s; {ratios[0]:.2f}-{ratios[-1]:.2f}x")

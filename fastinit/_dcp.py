@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import functools
 import io
-import json
 import os
 import threading
 import warnings
@@ -23,7 +22,7 @@ import numpy as np
 
 from ._atomic import fsync_dir
 from ._dtypes import FLOAT_NAMES, numpy_dtype, raw_dtype
-from ._formats import StoredTensor, _same, manifest_bytes
+from ._formats import StoredTensor, _same, manifest_bytes, read_manifest, recorded_tensors, regular_file
 from .spec import Spec, TensorSpec
 
 MANIFEST = "fastinit.json"
@@ -142,8 +141,11 @@ class _Chunks:
             hi = [min(b, o + n) for b, o, n in zip(stop, chunk.offsets, chunk.sizes)]
             if any(h <= low for low, h in zip(lo, hi)):
                 continue
-            info = self.storage[MetadataIndex(self.name, chunk.offsets)]
-            with open(os.path.join(self.path, info.relative_path), "rb") as file:
+            info = self.storage.get(MetadataIndex(self.name, chunk.offsets))
+            if info is None or os.path.basename(info.relative_path) != info.relative_path:
+                raise ValueError(f"{self.path}: the chunk of {self.name!r} at {list(chunk.offsets)} has no data file "
+                                 "in the checkpoint's directory")
+            with open(regular_file(os.path.join(self.path, info.relative_path)), "rb") as file:
                 file.seek(info.offset)
                 blob = io.BytesIO(file.read(info.length))
             try:
@@ -170,19 +172,18 @@ def read_dcp(path: str) -> tuple[dict[str, str], list[StoredTensor]]:
     torch, dcp = import_torch_dcp()
     from torch.distributed.checkpoint.metadata import TensorStorageMetadata
 
-    reader = dcp.FileSystemReader(path)
-    stored = reader.read_metadata()
+    regular_file(os.path.join(path, METADATA))
     try:
-        with open(os.path.join(path, MANIFEST), "rb") as file:
-            metadata = json.load(file)
-    except OSError:
-        metadata = {}
-    names = list(json.loads(metadata["fastinit.spec"])["tensors"]) if "fastinit.spec" in metadata else \
-        list(stored.state_dict_metadata)
+        stored = dcp.FileSystemReader(path).read_metadata()
+        entries = dict(stored.state_dict_metadata)
+    except Exception as err:  # whatever unpickling a damaged file raises
+        raise ValueError(f"{path}: {METADATA} is not readable DCP metadata ({type(err).__name__}: {err})") from None
+    metadata = read_manifest(path, MANIFEST) if os.path.lexists(os.path.join(path, MANIFEST)) else {}
+    names = list(recorded_tensors(metadata, os.path.join(path, MANIFEST))) or list(entries)
     dtype_names = {getattr(torch, n): n for n in FLOAT_NAMES}
     tensors = []
     for name in names:
-        entry = stored.state_dict_metadata.get(name)
+        entry = entries.get(name)
         if not isinstance(entry, TensorStorageMetadata):
             raise ValueError(f"{path}: {name!r} is not a tensor of the checkpoint")
         dtype = dtype_names.get(entry.properties.dtype)

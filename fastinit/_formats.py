@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import os
+import stat
 import struct
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -20,13 +22,23 @@ from typing import Any
 
 import numpy as np
 
+from ._atomic import name_limit
 from ._dtypes import DTYPES, FLOAT_NAMES, raw_dtype
 from .spec import Spec, TensorSpec
 
 _FROM_SAFETENSORS = {DTYPES[name].safetensors: name for name in FLOAT_NAMES}
+_FROM_NPY = {DTYPES[name].npy_descr: name for name in FLOAT_NAMES}
 MANIFEST = "fastinit.json"
 INDEX = "model.safetensors.index.json"
 SHARD = "model{suffix}.safetensors"
+ZARR_GROUP = "zarr.json"
+#: the largest file a signed 64-bit file offset addresses
+MAX_FILE_BYTES = (1 << 63) - 1
+#: the largest header the safetensors library reads
+MAX_SAFETENSORS_HEADER = 100_000_000
+#: the most dims each format holds: NumPy's limit (verify reads through NumPy), zarr-python's codecs 32
+_NUMPY_DIMS = 64 if int(np.__version__.split(".")[0]) >= 2 else 32
+MAX_DIMS = {"safetensors": _NUMPY_DIMS, "npy": _NUMPY_DIMS, "zarr": min(32, _NUMPY_DIMS), "dcp": _NUMPY_DIMS}
 
 
 @dataclass(frozen=True)
@@ -134,6 +146,46 @@ def npy_file_name(name: str) -> str:
     return name + ".npy"
 
 
+def check_names(spec: Spec, fmt: str, directory: str) -> None:
+    """Every tensor name of ``spec`` is a file name the format can store in ``directory`` (npy and zarr
+    store each tensor under its name): no separator, not reserved, short enough."""
+    if fmt not in ("npy", "zarr"):
+        return
+    limit = name_limit(directory if os.path.isdir(directory) else "")
+    for t in spec.tensors:
+        stored = npy_file_name(t.name)  # the same rules for zarr, whose arrays are folders named as the tensor
+        if fmt == "zarr":
+            stored = t.name
+            if stored == ZARR_GROUP:
+                raise ValueError(f"tensor {t.name!r}: the zarr format keeps the group's metadata in {ZARR_GROUP}, "
+                                 "so a tensor cannot have that name")
+        size = len(os.fsencode(stored))
+        if size > limit:
+            raise ValueError(f"tensor {t.name[:40]!r}...: the {fmt} format stores it as a file named after it, "
+                             f"{size} bytes long; this file system takes names of at most {limit} bytes")
+
+
+def check_limits(spec: Spec, fmt: str, layout: Layout | None) -> None:
+    """Every tensor of ``spec`` fits the format: its number of dims, and each file's size and header
+    (``layout``: the files of a safetensors or npy checkpoint); else a ``ValueError`` naming it."""
+    for t in spec.tensors:
+        if len(t.shape) > MAX_DIMS[fmt]:
+            raise ValueError(f"tensor {t.name!r}: {len(t.shape)} dims; the {fmt} format holds at most "
+                             f"{MAX_DIMS[fmt]}")
+        if t.nbytes > MAX_FILE_BYTES:
+            raise ValueError(f"tensor {t.name!r}: {t.nbytes} bytes; a file holds at most 2**63 - 1")
+    if layout is None:
+        return
+    for k, ((rel, head), size) in enumerate(zip(layout.files, layout.sizes)):
+        names = [t.name for t, (file, _) in zip(spec.tensors, layout.places) if file == k]
+        where = f"tensor {names[0]!r}" if len(names) == 1 else f"the file {rel or 'of the checkpoint'}"
+        if size > MAX_FILE_BYTES:
+            raise ValueError(f"{where}: {size} bytes; a file holds at most 2**63 - 1")
+        if fmt == "safetensors" and len(head) - 8 > MAX_SAFETENSORS_HEADER:
+            raise ValueError(f"{where}: a safetensors header of {len(head) - 8} bytes; the safetensors library "
+                             f"reads at most {MAX_SAFETENSORS_HEADER}")
+
+
 def _npy_header(shape, dtype_name: str) -> bytes:
     # bfloat16 has no .npy type code: it is written as 2-byte void ('|V2') records
     header = {"descr": DTYPES[dtype_name].npy_descr, "fortran_order": False, "shape": tuple(shape)}
@@ -168,6 +220,23 @@ class StoredTensor:
     open: Callable[[], Any]
 
 
+def regular_file(path: str) -> str:
+    """``path`` if it is a regular file (a FIFO or a device would block a reader or never end)."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path} does not exist") from None
+    if not stat.S_ISREG(mode):
+        raise ValueError(f"{path} is not a regular file")
+    return path
+
+
+def _check_size(path: str, expected: int, what: str) -> None:
+    size = os.path.getsize(path)
+    if size != expected:
+        raise ValueError(f"{path}: {what} end at byte {expected}, but the file has {size} bytes")
+
+
 def _memmap(file: str, start: int, shape: tuple[int, ...], dtype: str) -> Callable[[], np.ndarray]:
     def open_memmap():
         kind = raw_dtype(dtype)
@@ -178,48 +247,116 @@ def _memmap(file: str, start: int, shape: tuple[int, ...], dtype: str) -> Callab
     return open_memmap
 
 
+def _is_shape(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in value)
+
+
 def read_safetensors(path: str) -> tuple[dict[str, str], list[StoredTensor]]:
-    with open(path, "rb") as file:
+    """The metadata and tensors of a safetensors file, checked as the safetensors library checks it:
+    a JSON header of tensor entries whose data fill the rest of the file exactly, back to back."""
+    with open(regular_file(path), "rb") as file:
         raw = file.read(8)
         if len(raw) < 8:
             raise ValueError(f"{path} is not a safetensors file (shorter than 8 bytes)")
         (length,) = struct.unpack("<Q", raw)
-        if length > 100 << 20:
+        if length > MAX_SAFETENSORS_HEADER:
             raise ValueError(f"{path} is not a safetensors file (header length {length})")
         try:
             header = json.loads(file.read(length))
-        except ValueError:
+        except (ValueError, RecursionError):
             raise ValueError(f"{path} is not a safetensors file (header is not JSON)") from None
-    metadata = header.pop("__metadata__", {}) or {}
-    tensors = []
+    if not isinstance(header, dict):
+        raise ValueError(f"{path} is not a safetensors file (its header is not a JSON object)")
+    metadata = header.pop("__metadata__", None) or {}
+    if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
+        raise ValueError(f"{path}: __metadata__ must be an object of strings, got {metadata!r:.80}")
+    tensors, end = [], 0
     for name, entry in header.items():
+        if (not isinstance(entry, dict) or not {"dtype", "shape", "data_offsets"} <= set(entry)
+                or not _is_shape(entry["shape"]) or not _is_shape(entry["data_offsets"])
+                or len(entry["data_offsets"]) != 2):
+            raise ValueError(f"{path}: tensor {name!r} is not a safetensors entry "
+                             "({'dtype': ..., 'shape': [...], 'data_offsets': [begin, end]})")
         if entry["dtype"] not in _FROM_SAFETENSORS:
             raise ValueError(f"{path}: tensor {name!r} has dtype {entry['dtype']}, not one fastinit writes")
-        start = 8 + length + entry["data_offsets"][0]
         dtype, shape = _FROM_SAFETENSORS[entry["dtype"]], tuple(entry["shape"])
-        tensors.append((start, StoredTensor(name, shape, dtype, _memmap(path, start, shape, dtype))))
-    return metadata, [t for _, t in sorted(tensors, key=lambda pair: pair[0])]
+        begin, stop = entry["data_offsets"]
+        if stop - begin != math.prod(shape) * DTYPES[dtype].itemsize:
+            raise ValueError(f"{path}: tensor {name!r} has data_offsets {[begin, stop]}, which do not hold its "
+                             f"{entry['dtype']} {list(shape)}")
+        tensors.append((begin, stop, StoredTensor(name, shape, dtype, _memmap(path, 8 + length + begin, shape, dtype))))
+    tensors.sort(key=lambda item: (item[0], item[1]))
+    for begin, stop, t in tensors:
+        if begin != end:
+            raise ValueError(f"{path}: the data of tensor {t.name!r} starts at byte {begin} of the data, "
+                             f"not right after the previous tensor's ({end})")
+        end = stop
+    _check_size(path, 8 + length + end, "the header and the tensors")
+    return metadata, [t for _, _, t in tensors]
 
 
-def read_npy_dir(path: str) -> tuple[dict[str, str], list[StoredTensor]]:
-    manifest = os.path.join(path, MANIFEST)
-    try:
-        with open(manifest, "rb") as file:
-            metadata = json.load(file)
-    except OSError:
-        raise ValueError(f"{path} has no {MANIFEST}: not a fastinit npy checkpoint") from None
-    spec = json.loads(metadata["fastinit.spec"])
-    tensors = []
-    for name in spec["tensors"]:
-        file_path = os.path.join(path, npy_file_name(name))
-        with open(file_path, "rb") as file:
+def _read_npy_header(file_path: str) -> tuple[tuple[int, ...], str, int]:
+    """``(shape, descr, data start)`` of an .npy file fastinit could have written (C order)."""
+    with open(regular_file(file_path), "rb") as file:
+        try:
             version = np.lib.format.read_magic(file)
             read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
                            else np.lib.format.read_array_header_2_0)
-            shape, _, _ = read_header(file)
-            start = file.tell()
-        dtype = spec["tensors"][name]["dtype"]
-        tensors.append(StoredTensor(name, tuple(shape), dtype, _memmap(file_path, start, tuple(shape), dtype)))
+            shape, fortran_order, dtype = read_header(file)
+        except (ValueError, SyntaxError, TypeError) as err:
+            raise ValueError(f"{file_path} is not a readable .npy file ({err})") from None
+        start = file.tell()
+    descr = np.lib.format.dtype_to_descr(dtype)
+    if fortran_order:
+        raise ValueError(f"{file_path}: the .npy header says fortran_order: True; fastinit writes C order")
+    if not isinstance(descr, str) or descr not in _FROM_NPY:
+        raise ValueError(f"{file_path}: the .npy header says dtype {descr!r}; fastinit writes "
+                         f"{', '.join(map(repr, _FROM_NPY))}")
+    return tuple(shape), descr, start
+
+
+def read_manifest(path: str, file_name: str) -> dict:
+    """A fastinit JSON manifest (an object of strings holding the spec) in the directory ``path``."""
+    manifest = os.path.join(path, file_name)
+    try:
+        regular_file(manifest)
+    except FileNotFoundError:
+        raise ValueError(f"{path} has no {file_name}: not a fastinit checkpoint") from None
+    try:
+        with open(manifest, "rb") as file:
+            metadata = json.load(file)
+    except (ValueError, RecursionError):
+        raise ValueError(f"{manifest} is not JSON") from None
+    if not isinstance(metadata, dict):
+        raise ValueError(f"{manifest} is not a JSON object")
+    return metadata
+
+
+def recorded_tensors(metadata: dict, where: str) -> dict:
+    """The ``tensors`` of the spec recorded in ``metadata`` (``{}`` when none is recorded)."""
+    if "fastinit.spec" not in metadata:
+        return {}
+    try:
+        tensors = json.loads(metadata["fastinit.spec"])["tensors"]
+        if not isinstance(tensors, dict) or not all(isinstance(e, dict) for e in tensors.values()):
+            raise TypeError
+    except (ValueError, RecursionError, TypeError, KeyError):
+        raise ValueError(f"{where}: the recorded fastinit.spec is not a spec") from None
+    return tensors
+
+
+def read_npy_dir(path: str) -> tuple[dict[str, str], list[StoredTensor]]:
+    metadata = read_manifest(path, MANIFEST)
+    spec = recorded_tensors(metadata, os.path.join(path, MANIFEST))
+    if not spec:
+        raise ValueError(f"{os.path.join(path, MANIFEST)} records no fastinit.spec: not a fastinit npy checkpoint")
+    tensors = []
+    for name in spec:
+        file_path = os.path.join(path, npy_file_name(name))
+        shape, descr, start = _read_npy_header(file_path)
+        dtype = _FROM_NPY[descr]
+        _check_size(file_path, start + math.prod(shape) * DTYPES[dtype].itemsize, f"its {descr} {list(shape)} data")
+        tensors.append(StoredTensor(name, shape, dtype, _memmap(file_path, start, shape, dtype)))
     return metadata, tensors
 
 
@@ -235,18 +372,54 @@ def _same(value: Any) -> Any:
     return value
 
 
+class _ZarrArray:
+    """A stored zarr array as a read-only array-like whose read errors (a truncated or corrupt chunk)
+    are one ``ValueError`` naming the tensor and the region."""
+
+    def __init__(self, path: str, name: str, array: Any):
+        self.path, self.name, self.array = path, name, array
+        self.shape, self.dtype = tuple(array.shape), array.dtype
+
+    def __getitem__(self, region: Any) -> np.ndarray:
+        try:
+            return np.asarray(self.array[region])
+        except Exception as err:  # whatever the codec raises (zstd: RuntimeError)
+            raise ValueError(f"{self.path}: tensor {self.name!r}: a chunk cannot be read "
+                             f"({type(err).__name__}: {err})") from None
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        values = self[...]
+        return values if dtype is None else values.astype(dtype)
+
+
+def _zarr_dtype(array: Any, where: str) -> str:
+    """The fastinit dtype of a zarr array: its own data type (bfloat16: uint16 with the attribute)."""
+    stored = np.dtype(array.dtype).newbyteorder("=").name
+    claimed = array.attrs.get("fastinit.dtype", stored)
+    if claimed == "bfloat16" and stored == "uint16":
+        return "bfloat16"
+    if claimed != stored:
+        raise ValueError(f"{where}: the array's data type is {stored}, its fastinit.dtype attribute says {claimed}")
+    return stored
+
+
 def read_zarr(path: str) -> tuple[dict[str, str], list[StoredTensor]]:
-    group = import_zarr().open_group(store=path, mode="r")
-    metadata = dict(group.attrs)
-    if "fastinit.spec" in metadata:
-        names = list(json.loads(metadata["fastinit.spec"])["tensors"])
-    else:
-        names = sorted(group.array_keys())
+    regular_file(os.path.join(path, ZARR_GROUP))
+    try:
+        group = import_zarr().open_group(store=path, mode="r")
+        metadata = dict(group.attrs)
+    except (ValueError, KeyError, TypeError, RecursionError) as err:
+        raise ValueError(f"{path} is not a readable zarr group ({err})") from None
+    names = list(recorded_tensors(metadata, path)) or sorted(group.array_keys())
     tensors = []
     for name in names:
-        array = group[name]
-        dtype = array.attrs.get("fastinit.dtype", str(array.dtype))
-        tensors.append(StoredTensor(name, tuple(array.shape), dtype, functools.partial(_same, array)))
+        try:
+            array = group[name]
+        except (KeyError, ValueError, TypeError) as err:
+            raise ValueError(f"{path}: tensor {name!r} cannot be opened ({err})") from None
+        dtype = _zarr_dtype(array, f"{path}: tensor {name!r}")
+        tensors.append(StoredTensor(name, tuple(array.shape), dtype, functools.partial(_same, _ZarrArray(path, name,
+                                                                                                       array))))
     return metadata, tensors
 
 
@@ -257,12 +430,13 @@ def read_sharded(path: str) -> tuple[dict[str, str], list[StoredTensor]]:
     if not os.path.exists(index_path):
         return read_safetensors(os.path.join(path, SHARD.format(suffix="")))
     try:
-        with open(index_path, "rb") as file:
+        with open(regular_file(index_path), "rb") as file:
             index = json.load(file)
         weight_map, metadata = index["weight_map"], index.get("metadata", {})
-        if not isinstance(weight_map, dict) or not isinstance(metadata, dict):
+        if (not isinstance(weight_map, dict) or not isinstance(metadata, dict)
+                or not all(isinstance(v, str) for v in weight_map.values())):
             raise TypeError
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
         raise ValueError(f"{index_path} is not a safetensors index (JSON with a weight_map)") from None
     stored: dict[str, StoredTensor] = {}
     for shard in dict.fromkeys(weight_map.values()):
@@ -274,19 +448,49 @@ def read_sharded(path: str) -> tuple[dict[str, str], list[StoredTensor]]:
     return {k: str(v) for k, v in metadata.items()}, [stored[name] for name in weight_map]
 
 
+def _records_fastinit(metadata: Any) -> bool:
+    return isinstance(metadata, dict) and "fastinit.version" in metadata
+
+
+def _json_object(path: str) -> Any:
+    try:
+        with open(regular_file(path), "rb") as file:
+            return json.load(file)
+    except (OSError, ValueError, RecursionError):
+        return None
+
+
+def is_checkpoint_dir(path: str) -> bool:
+    """Whether the directory ``path`` is a checkpoint fastinit wrote (its manifest, index or group
+    metadata records fastinit), which ``overwrite`` may replace."""
+    if os.path.isfile(os.path.join(path, MANIFEST)):  # npy and dcp
+        return _records_fastinit(_json_object(os.path.join(path, MANIFEST)))
+    if os.path.isfile(os.path.join(path, ZARR_GROUP)):
+        group = _json_object(os.path.join(path, ZARR_GROUP))
+        return isinstance(group, dict) and _records_fastinit(group.get("attributes"))
+    if os.path.isfile(os.path.join(path, INDEX)):
+        index = _json_object(os.path.join(path, INDEX))
+        return isinstance(index, dict) and _records_fastinit(index.get("metadata"))
+    if os.path.isfile(os.path.join(path, SHARD.format(suffix=""))):
+        try:
+            metadata, _ = read_safetensors(os.path.join(path, SHARD.format(suffix="")))
+        except (OSError, ValueError):
+            return False
+        return _records_fastinit(metadata)
+    return False
+
+
 def read_checkpoint(path: str) -> tuple[str, dict[str, str], list[StoredTensor]]:
-    """``(format, metadata, tensors)`` of a checkpoint written by fastinit."""
+    """``(format, metadata, tensors)`` of a checkpoint written by fastinit; a ``ValueError`` (one line)
+    for anything else."""
     if os.path.isdir(path):
         if os.path.isfile(os.path.join(path, ".metadata")):
             from ._dcp import read_dcp
 
             return "dcp", *read_dcp(path)
-        if os.path.exists(os.path.join(path, "zarr.json")):
+        if os.path.lexists(os.path.join(path, ZARR_GROUP)):
             return "zarr", *read_zarr(path)
         if os.path.exists(os.path.join(path, INDEX)) or os.path.exists(os.path.join(path, SHARD.format(suffix=""))):
             return "safetensors", *read_sharded(path)
         return "npy", *read_npy_dir(path)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"{path} does not exist")
     return "safetensors", *read_safetensors(path)
-

@@ -9,6 +9,12 @@ options that decide the output bits are stated once:
 * ``cache=True``: compiled kernels are cached on disk in a per-user directory, never inside the
   installed package, and stamped with the source of every kernel module (see ``fastinit._cache``).
 
+Threads: unless ``NUMBA_THREADING_LAYER`` says otherwise, Numba's fork-safe threading layer
+(``tbb`` when installed, else ``workqueue``): with GNU OpenMP (the ``omp`` layer Numba otherwise
+prefers) a process forked after a parallel fill aborts at its first one. This is set when fastinit
+is imported, before Numba starts its threads (a program that ran a parallel Numba function before
+importing fastinit keeps the layer it got).
+
 It also holds the two bit-cast primitives the transforms need (float <-> unsigned integer of the
 same width) and the atomic counter the parallel drivers hand out work with (``claim_next``), each
 with a pure NumPy fallback under ``NUMBA_DISABLE_JIT=1``.
@@ -16,6 +22,7 @@ with a pure NumPy fallback under ``NUMBA_DISABLE_JIT=1``.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numba
@@ -42,6 +49,10 @@ __all__ = [
 ]
 
 JIT_DISABLED: bool = bool(getattr(numba.config, "DISABLE_JIT", False))
+
+_config: Any = numba.config
+if "NUMBA_THREADING_LAYER" not in os.environ and _config.THREADING_LAYER == "default":
+    _config.THREADING_LAYER = "forksafe"
 
 #: options of every fastinit function (overload implementations included); typed Any because
 #: Numba's own annotations type them as a private TypedDict

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Sequence
 
@@ -13,6 +14,16 @@ from ._target import Target
 # Numba's default "workqueue" threading layer must not be entered by two threads at once; the
 # fills are parallel already, so concurrent calls are serialized.
 _LAUNCH_LOCK = threading.Lock()
+
+
+def _reset_launch_lock() -> None:
+    """A child forked while another thread held the lock gets a free one (else its first fill hangs)."""
+    global _LAUNCH_LOCK
+    _LAUNCH_LOCK = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_launch_lock)
 
 
 def _chunk(row_len: int) -> int:

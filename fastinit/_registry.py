@@ -19,6 +19,7 @@ import contextlib
 import functools
 import inspect
 import math
+import os
 import warnings
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -38,6 +39,26 @@ STREAM_ARGUMENTS = ("out", "seed", "name", "global_shape", "offset")
 _DRY_RUN_LIMIT = 1 << 20
 
 
+def _qr_bytes(shape: tuple[int, ...]) -> int:
+    """Memory of a whole-tensor orthogonal fill: the float64 Gaussian, its Q, the float64 tensor and
+    the copies between them (about 32 bytes per element)."""
+    return 32 * math.prod(shape)
+
+
+def _sparse_bytes(shape: tuple[int, ...]) -> int:
+    """Memory of ``sparse_``: each pass ranks whole columns (a uint32 word, an int64 argsort index
+    and a mask per row; passes of at least 2**21 elements)."""
+    return 32 * max(shape[0], 1 << 21) if len(shape) == 2 else 0
+
+
+def physical_memory() -> int | None:
+    """This machine's memory in bytes (None where the OS does not say)."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
 @dataclass(frozen=True)
 class Scheme:
     """One scheme: its fastinit in-place function, whether it draws random numbers (and so takes
@@ -48,6 +69,8 @@ class Scheme:
     function: Callable[..., np.ndarray]
     draws: bool = True
     whole_tensor: bool = False
+    #: the working memory of a fill of the whole tensor of a shape, when it grows with the tensor
+    working_bytes: Callable[[tuple[int, ...]], int] | None = None
 
     def fill(self, out: np.ndarray, *, seed: Any = None, name: str = "", global_shape: Any = None,
              offset: Any = None, **params: Any) -> np.ndarray:
@@ -76,7 +99,14 @@ class Scheme:
             raise ValueError(f"init {self.name!r} does not take these parameters ({err}); it takes "
                              f"{', '.join(self.parameters) or 'no parameters'}") from None
         size = math.prod(shape)
-        if size == 0 or (self.whole_tensor and size > _DRY_RUN_LIMIT):
+        if size == 0:
+            return
+        need, have = (self.working_bytes(shape) if self.working_bytes else 0), physical_memory()
+        if have is not None and need > have:
+            raise ValueError(f"init {self.name!r} needs about {need / 2**30:.3g} GiB of memory for shape {list(shape)} "
+                             f"(it works on {'the whole tensor' if self.whole_tensor else 'whole columns'} at once); "
+                             f"this machine has {have / 2**30:.3g} GiB")
+        if self.whole_tensor and size > _DRY_RUN_LIMIT:
             return
         try:
             with warnings.catch_warnings():
@@ -104,9 +134,9 @@ SCHEMES: dict[str, Scheme] = {s.name: s for s in (
     Scheme("he_normal", S.he_normal_),
     Scheme("lecun_uniform", S.lecun_uniform_),
     Scheme("lecun_normal", S.lecun_normal_),
-    Scheme("orthogonal", S.orthogonal_, whole_tensor=True),
-    Scheme("delta_orthogonal", S.delta_orthogonal_, whole_tensor=True),
-    Scheme("sparse", S.sparse_),
+    Scheme("orthogonal", S.orthogonal_, whole_tensor=True, working_bytes=_qr_bytes),
+    Scheme("delta_orthogonal", S.delta_orthogonal_, whole_tensor=True, working_bytes=_qr_bytes),
+    Scheme("sparse", S.sparse_, working_bytes=_sparse_bytes),
     Scheme("eye", S.eye_, draws=False),
     Scheme("dirac", S.dirac_, draws=False),
     Scheme("constant", S.constant_, draws=False),

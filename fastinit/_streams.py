@@ -3,6 +3,7 @@ default seed stream that ``seed=None`` draws from."""
 
 from __future__ import annotations
 
+import os
 import threading
 from typing import Any
 
@@ -49,9 +50,15 @@ def key(seed: int, name: str = "") -> tuple[int, int]:
 
 
 class _DefaultSeeds:
-    """The process-wide stream of seeds used when a fill gets ``seed=None``."""
+    """The process-wide stream of seeds used when a fill gets ``seed=None``: a fresh base from the
+    operating system's entropy in every process, a forked child included (which would otherwise
+    repeat its parent's stream)."""
 
     def __init__(self) -> None:
+        self.start_fresh()
+
+    def start_fresh(self) -> None:
+        """A new lock (a forked child may inherit a held one) and a base no other process has."""
         self._lock = threading.Lock()
         self._base = int.from_bytes(np.random.SeedSequence().generate_state(2, np.uint32).tobytes(), "little")
         self._count = 0
@@ -70,14 +77,18 @@ class _DefaultSeeds:
 
 
 DEFAULT_SEEDS = _DefaultSeeds()
+if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork
+    os.register_at_fork(after_in_child=DEFAULT_SEEDS.start_fresh)
 
 
 def manual_seed(seed: int) -> None:
     """Reset the default seed stream: calls with ``seed=None`` then repeat from the start.
 
     Each call with ``seed=None`` takes the next 64-bit seed of a process-wide stream (thread
-    safe), so two same-shaped layers never get equal weights by accident. An explicit ``seed``
-    (with ``name``) is the reproducible, shard-invariant contract and ignores this stream.
+    safe), so two same-shaped layers never get equal weights by accident. Every process starts its
+    own stream, a forked child included: call ``manual_seed`` in a worker to make it repeat. An
+    explicit ``seed`` (with ``name``) is the reproducible, shard-invariant contract and ignores this
+    stream.
     """
     DEFAULT_SEEDS.manual_seed(seed)
 

@@ -108,10 +108,11 @@ def _power(n: int) -> str:
 
 
 def check_shape(shape: Any, argname: str = "shape") -> tuple[int, ...]:
-    """A tensor shape: non-negative ints, at most ``MAX_ELEMENTS`` elements in all."""
+    """A tensor shape: non-negative ints, at most ``MAX_ELEMENTS`` elements in all and in each dim
+    (a zero-size shape too: file formats and NumPy store each dim in 64 bits)."""
     dims = check_ints(argname, shape)
-    if math.prod(dims) > MAX_ELEMENTS:
-        raise ValueError(f"{argname} {dims} has more than 2**62 elements")
+    if math.prod(dims) > MAX_ELEMENTS or any(n > MAX_ELEMENTS for n in dims):
+        raise ValueError(f"{argname} {dims} has more than 2**62 elements (in all or in one dim)")
     return dims
 
 

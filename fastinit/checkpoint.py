@@ -6,7 +6,9 @@ group), in bounded memory, bit-identical to in-memory fills.
 written — so memory stays bounded whatever the checkpoint's size. Nothing half-written is ever claimed:
 
 * the data goes to ``PATH.partial`` (a file, or a directory for ``npy``), is fsynced, then renamed to
-  ``PATH``; an existing ``PATH`` is refused unless ``overwrite=True``;
+  ``PATH``; an existing ``PATH`` is refused unless ``overwrite=True``, and even then a directory is
+  replaced only if it is a checkpoint fastinit wrote;
+* one run at a time writes a ``PATH``: a second one stops at once (the first holds ``PATH.partial.lock``);
 * a write error (disk full, file-size limit) removes the partial output and raises;
 * an interrupt (Ctrl-C) syncs what was written, records how far it got in ``PATH.partial.progress``
   and raises [`Interrupted`][fastinit.checkpoint.Interrupted]; ``resume=True`` continues from there, and
@@ -18,10 +20,14 @@ written — so memory stays bounded whatever the checkpoint's size. Nothing half
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
 import os
+import re
+import signal
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -30,18 +36,20 @@ from typing import Any
 
 import numpy as np
 
-from ._atomic import partial_path, publish, refuse_existing, remove, write_atomic
+from ._atomic import check_output_path, partial_path, publish, refuse_existing, remove, write_atomic, writer_lock
 from ._dtypes import numpy_dtype, raw_dtype
 from ._formats import (
     Layout,
+    check_limits,
+    check_names,
     import_zarr,
-    npy_file_name,
+    is_checkpoint_dir,
     npy_layout,
     read_checkpoint,
     safetensors_layout,
     sharded_layout,
 )
-from ._validate import check_choice, check_seed
+from ._validate import check_choice, check_positive_int, check_seed
 from ._version import __version__
 from .spec import Spec, TensorSpec, load_spec
 
@@ -72,6 +80,34 @@ class Result:
         return self.nbytes / self.seconds / 1e9 if self.seconds > 0 else math.inf
 
 
+def _slabs(shape: tuple[int, ...], limit: int) -> tuple[int, int, int]:
+    """``(k, step, count)``: the boxes of ``boxes(shape, limit)`` cut dim ``k - 1`` in runs of ``step``
+    (whole dims ``k:`` in each box; ``k == 0``: one box, the whole tensor), ``count`` of them."""
+    if math.prod(shape) == 0:
+        return 0, 1, 0
+    k = len(shape)  # the smallest k with prod(shape[k:]) <= limit
+    while k > 0 and math.prod(shape[k - 1:]) <= limit:
+        k -= 1
+    if k == 0:
+        return 0, 1, 1
+    step = max(1, limit // math.prod(shape[k:]))
+    return k, step, math.prod(shape[:k - 1]) * -(-shape[k - 1] // step)
+
+
+def _box(shape: tuple[int, ...], k: int, step: int, j: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Box ``j`` of a tensor cut as ``_slabs`` says."""
+    if k == 0:
+        return (0,) * len(shape), tuple(shape)
+    lead, run = divmod(j, -(-shape[k - 1] // step))
+    index = []
+    for n in reversed(shape[:k - 1]):
+        lead, i = divmod(lead, n)
+        index.append(i)
+    start = run * step
+    n = min(step, shape[k - 1] - start)
+    return (*reversed(index), start, *(0,) * (len(shape) - k)), (*(1,) * (k - 1), n, *shape[k:])
+
+
 def boxes(shape: tuple[int, ...], limit: int) -> Iterator[tuple[tuple[int, ...], tuple[int, ...]]]:
     """``(offset, box shape)`` of consecutive C-order slabs of ``shape`` with at most ``limit``
     elements each (at least one element): each box is one contiguous run of the flat tensor.
@@ -82,20 +118,8 @@ def boxes(shape: tuple[int, ...], limit: int) -> Iterator[tuple[tuple[int, ...],
         >>> list(boxes((2, 3), 2))
         [((0, 0), (1, 2)), ((0, 2), (1, 1)), ((1, 0), (1, 2)), ((1, 2), (1, 1))]
     """
-    if math.prod(shape) == 0:
-        return
-    k = len(shape)  # the smallest k with prod(shape[k:]) <= limit
-    while k > 0 and math.prod(shape[k - 1:]) <= limit:
-        k -= 1
-    if k == 0:
-        yield (0,) * len(shape), tuple(shape)
-        return
-    inner = math.prod(shape[k:])
-    step = max(1, limit // inner)
-    for lead in np.ndindex(*shape[:k - 1]):
-        for j in range(0, shape[k - 1], step):
-            n = min(step, shape[k - 1] - j)
-            yield (*lead, j, *(0,) * (len(shape) - k)), (*(1,) * (k - 1), n, *shape[k:])
+    k, step, count = _slabs(tuple(shape), limit)
+    return (_box(tuple(shape), k, step, j) for j in range(count))
 
 
 def _metadata(spec: Spec, seed: int, fmt: str) -> dict[str, str]:
@@ -117,13 +141,17 @@ class _FileSink:
         single = self.layout.files[0][0] == ""
         if not single:
             os.makedirs(root, exist_ok=True)
-        self.fds = []
-        for rel, head in self.layout.files:
-            fd = os.open(root if single else os.path.join(root, rel),
-                         os.O_RDWR | os.O_CREAT | (os.O_TRUNC if fresh else 0), 0o644)
-            self.fds.append(fd)
-            if head and fresh:
-                self._pwrite(fd, head, 0)
+        self.fds: list[int] = []
+        try:
+            for rel, head in self.layout.files:
+                fd = os.open(root if single else os.path.join(root, rel),
+                             os.O_RDWR | os.O_CREAT | (os.O_TRUNC if fresh else 0), 0o644)
+                self.fds.append(fd)
+                if head and fresh:
+                    self._pwrite(fd, head, 0)
+        except BaseException:  # too many open files, ...: none stays open
+            self.close()
+            raise
 
     @staticmethod
     def _pwrite(fd: int, data, position: int) -> None:
@@ -154,6 +182,9 @@ class _FileSink:
         self.fds = []
 
 
+_ZARR_TEMPORARY = re.compile(r"\.[0-9a-f]{32}\.partial$")
+
+
 class _ZarrSink:
     """zarr v3: a group with one array per tensor, chunked like the generation boxes, so every box is
     one chunk written on its own. bfloat16 (which zarr-python has no type for) is stored as uint16
@@ -180,7 +211,12 @@ class _ZarrSink:
         self.arrays[i][region] = box.view(raw_dtype(t.dtype))
 
     def finish(self) -> None:
-        pass
+        """Remove the temporary chunk files a killed run left (zarr-python writes each chunk to
+        ``<chunk>.<uuid hex>.partial`` and renames it): a resumed group holds only its own files."""
+        for folder, _, names in os.walk(self.root):
+            for name in names:
+                if _ZARR_TEMPORARY.search(name):
+                    os.remove(os.path.join(folder, name))
 
     def sync(self) -> None:
         for folder, _, names in os.walk(self.root):
@@ -204,21 +240,31 @@ def _identity(spec: Spec, seed: int, fmt: str) -> dict:
     return {"format": fmt, "seed": seed, "spec_sha256": spec.digest(), "version": __version__}
 
 
-def _start(path, identity, chunk_bytes, overwrite, resume) -> tuple[int, int]:
-    """Check what is on disk; return ``(chunk_bytes, boxes already done)``."""
+def _start(path, identity, chunk_bytes, overwrite, resume, directory) -> tuple[int, int]:
+    """Check what is on disk (under the writer lock); return ``(chunk_bytes, boxes already done)``.
+
+    A partial output that records its progress is continued with ``resume`` (and refused without
+    it); one that records none (killed before its first record, or a failed start) holds nothing
+    durable and is started over."""
     partial, progress = partial_path(path), _progress_path(path)
-    refuse_existing(path, overwrite, "pass --overwrite (overwrite=True) to replace it")
-    if resume and os.path.exists(progress) and os.path.lexists(partial):
-        with open(progress) as file:
-            record = json.load(file)
-        if {k: record.get(k) for k in identity} != identity:
-            raise ValueError(f"{partial} was started with different settings "
-                             f"({', '.join(f'{k}={record.get(k)!r}' for k in identity)}); "
-                             "pass --overwrite to start over")
-        return record["chunk_bytes"], record["boxes_done"]
-    if os.path.lexists(partial) and not overwrite:
-        raise FileExistsError(f"{partial} exists from an interrupted run: pass --resume to continue it "
-                              "or --overwrite to start over")
+    refuse_existing(path, overwrite, "pass --overwrite (overwrite=True) to replace it",
+                    is_checkpoint_dir if directory else None)
+    if os.path.exists(progress) and os.path.lexists(partial):
+        if resume:
+            try:
+                with open(progress, "rb") as file:
+                    record = json.load(file)
+                int(record["chunk_bytes"]), int(record["boxes_done"])
+            except (ValueError, TypeError, KeyError):
+                raise ValueError(f"{progress} is not a progress record; pass --overwrite to start over") from None
+            if {k: record.get(k) for k in identity} != identity:
+                raise ValueError(f"{partial} was started with different settings "
+                                 f"({', '.join(f'{k}={record.get(k)!r}' for k in identity)}); "
+                                 "pass --overwrite to start over")
+            return record["chunk_bytes"], record["boxes_done"]
+        if not overwrite:
+            raise FileExistsError(f"{partial} exists from an interrupted run: pass --resume to continue it "
+                                  "or --overwrite to start over")
     remove(partial)
     remove(progress)
     return chunk_bytes, 0
@@ -302,7 +348,7 @@ def generate(spec: Spec | str | os.PathLike | dict, path: str | os.PathLike, *, 
     Returns a [`Result`][fastinit.checkpoint.Result].
     """
     spec = spec if isinstance(spec, Spec) else load_spec(spec)
-    path = os.fspath(path)
+    path = check_output_path(path)
     seed = check_seed(seed)
     check_choice("format", format, FORMATS)
     if max_shard_size is not None:
@@ -311,31 +357,46 @@ def generate(spec: Spec | str | os.PathLike | dict, path: str | os.PathLike, *, 
         max_shard_size = parse_size(max_shard_size)
     elif shard_storage is not None:
         raise ValueError("shard_storage goes with max_shard_size")
+    directory = format != "safetensors" or max_shard_size is not None
     extra = _check_extra_files(extra_files, format in ("npy", "dcp") or max_shard_size is not None)
     for t in spec.tensors:  # before anything is written
         numpy_dtype(t.dtype)  # bfloat16 needs ml_dtypes
-        if format in ("npy", "zarr"):
-            npy_file_name(t.name)
+    check_names(spec, format, os.path.dirname(os.path.abspath(path)))
     if format == "zarr":
         import_zarr()
-    if format == "dcp":
-        return _generate_dcp(spec, path, seed, overwrite, resume, chunk_bytes, extra, progress)
-    identity = _identity(spec, seed, format if max_shard_size is None else
-                         f"{format} shards of {max_shard_size}{_storage_digest(spec, shard_storage)}")
-    chunk_bytes, done = _start(path, identity, chunk_bytes, overwrite, resume)
-    partial = partial_path(path)
-    t0 = time.perf_counter()
     metadata = _metadata(spec, seed, format)
-    if format == "zarr":
-        files: _FileSink | _ZarrSink = _ZarrSink(partial, spec, metadata, chunk_bytes, fresh=done == 0)
-    else:
+    layout = None
+    if format in ("safetensors", "npy"):
         layout = (npy_layout(spec, metadata) if format == "npy" else safetensors_layout(spec, metadata)
                   if max_shard_size is None else sharded_layout(spec, metadata, max_shard_size, shard_storage))
-        files = _FileSink(partial, replace(layout, closing=(*layout.closing, *extra)), fresh=done == 0)
+        layout = replace(layout, closing=(*layout.closing, *extra))
+    check_limits(spec, format, layout)
+    if directory:  # as a directory writer does: the folders above it
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    if format == "dcp":
+        with writer_lock(path):
+            return _generate_dcp(spec, path, seed, overwrite, resume, chunk_bytes, extra, progress)
+    identity = _identity(spec, seed, format if max_shard_size is None else
+                         f"{format} shards of {max_shard_size}{_storage_digest(spec, shard_storage)}")
+    with writer_lock(path):
+        chunk_bytes, done = _start(path, identity, chunk_bytes, overwrite, resume, directory)
+        return _write(spec, path, seed, format, metadata, layout, identity, chunk_bytes, done, progress)
+
+
+def _write(spec: Spec, path: str, seed: int, fmt: str, metadata: dict, layout: Layout | None, identity: dict,
+           chunk_bytes: int, done: int, progress: Callable[[int, str], None] | None) -> Result:
+    """Fill and write every box after the first ``done`` into ``PATH.partial``, then publish it (the
+    caller holds the writer lock)."""
+    partial = partial_path(path)
+    t0 = time.perf_counter()
+    files: _FileSink | _ZarrSink | None = None
+    pending = syncing = None
     count = 0
     try:
+        files = (_ZarrSink(partial, spec, metadata, chunk_bytes, fresh=done == 0) if layout is None
+                 else _FileSink(partial, layout, fresh=done == 0))
         buffers = [np.empty(chunk_bytes // 8 + 1, np.uint64) for _ in range(2)]
-        pending, syncing, unsynced = None, None, 0
+        unsynced = 0
         with ThreadPoolExecutor(1, thread_name_prefix="fastinit-writer") as writer, \
                 ThreadPoolExecutor(1, thread_name_prefix="fastinit-sync") as syncer:
             for i, t in enumerate(spec.tensors):
@@ -372,35 +433,45 @@ def generate(spec: Spec | str | os.PathLike | dict, path: str | os.PathLike, *, 
         files.finish()
         files.sync()
     except KeyboardInterrupt:
-        files.sync()
-        files.close()
-        _record(path, identity, chunk_bytes, _durable(count, pending))
+        with _interrupts_ignored():  # a second Ctrl-C must not cut the record short
+            durable = _durable(count, pending)
+            _settle(syncing)
+            if files is None:  # interrupted while opening the partial output: a record made before stands
+                if not done:
+                    remove(partial)
+                    raise Interrupted("interrupted before anything was written") from None
+                raise Interrupted(f"interrupted; {partial} kept: run again with --resume to continue") from None
+            files.sync()
+            files.close()
+            _record(path, identity, chunk_bytes, durable)
         raise Interrupted(f"interrupted; {partial} kept: run again with --resume to continue") from None
     except BaseException:
-        files.close()
+        _settle(pending)
+        _settle(syncing)
+        if files is not None:
+            files.close()
         remove(partial)
         remove(_progress_path(path))
         raise
     files.close()
     publish(partial, path)  # overwrite=True was checked in _start
     remove(_progress_path(path))
-    return Result(path, format, len(spec.tensors), spec.parameters, spec.nbytes, time.perf_counter() - t0)
+    return Result(path, fmt, len(spec.tensors), spec.parameters, spec.nbytes, time.perf_counter() - t0)
 
 
 def _generate_dcp(spec: Spec, path: str, seed: int, overwrite: bool, resume: bool, chunk_bytes: int,
                   extra: tuple[tuple[str, bytes], ...], progress: Callable[[int, str], None] | None) -> Result:
     """A torch.distributed.checkpoint directory (see ``fastinit._dcp``): written whole into
-    ``PATH.partial`` and renamed; an interrupted run leaves nothing (no resume)."""
+    ``PATH.partial`` and renamed; an interrupted run leaves nothing (no resume), and a partial left
+    by a killed one is started over."""
     from ._dcp import import_torch_dcp, write_dcp
 
     import_torch_dcp()
     if resume:
         raise ValueError("a dcp checkpoint is not resumable: run again without resume (--resume)")
-    refuse_existing(path, overwrite, "pass --overwrite (overwrite=True) to replace it")
+    refuse_existing(path, overwrite, "pass --overwrite (overwrite=True) to replace it", is_checkpoint_dir)
     partial = partial_path(path)
-    if os.path.lexists(partial) and not overwrite:
-        raise FileExistsError(f"{partial} exists; pass --overwrite (overwrite=True) to replace it")
-    remove(partial)
+    remove(partial)  # a killed run's: it records no progress (the caller holds the writer lock)
     t0 = time.perf_counter()
     try:
         write_dcp(spec, partial, seed, _metadata(spec, seed, "dcp"), lambda t: _tensor_boxes(t, chunk_bytes),
@@ -418,14 +489,34 @@ def _sync_and_record(files, path, identity, chunk_bytes, boxes_done) -> None:
 
 
 def _durable(count: int, pending) -> int:
-    """Boxes certainly on disk after an interrupt: the last one handed to the writer may not be."""
-    if pending is None:
-        return count
+    """Boxes certainly on disk after an interrupt (once the writer is done with the last one handed
+    to it, which may have failed)."""
+    return count if pending is None or _settle(pending) else count - 1
+
+
+def _settle(future) -> bool:
+    """Wait for a background write or sync; whether it succeeded."""
+    if future is None:
+        return True
     try:
-        pending.result()
-        return count
+        future.result()
+        return True
     except BaseException:
-        return count - 1
+        return False
+
+
+@contextlib.contextmanager
+def _interrupts_ignored() -> Iterator[None]:
+    """SIGINT ignored in the block (when it runs in the main thread, the only one Python delivers
+    SIGINT to)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:  # None: a handler installed outside Python, which cannot be put back from Python
+        signal.signal(signal.SIGINT, signal.default_int_handler if previous is None else previous)
 
 
 # ------------------------------------------------------------------------------- verify, inspect
@@ -438,25 +529,53 @@ class Mismatch:
 def _stored_spec(metadata: dict, path: str) -> Spec:
     if "fastinit.spec" not in metadata:
         raise ValueError(f"{path} records no fastinit spec; pass the SPEC it was generated from")
-    return load_spec(json.loads(metadata["fastinit.spec"]))
+    try:
+        return load_spec(json.loads(metadata["fastinit.spec"]))
+    except (ValueError, TypeError, RecursionError) as err:
+        raise ValueError(f"{path}: the recorded fastinit.spec is not a valid spec ({err})") from None
+
+
+def _bits(values: np.ndarray) -> np.ndarray:
+    """The bit patterns of ``values`` in the machine's byte order (so -0.0 differs from 0.0)."""
+    native = values.astype(values.dtype.newbyteorder("="), copy=False)
+    return np.ascontiguousarray(native).view(f"u{native.dtype.itemsize}")
+
+
+def _sampled(count: int, sample: int | None, rng: np.random.Generator) -> list[int]:
+    """The boxes ``verify`` checks of ``count``: all, or ``sample`` of them (the first, the last and
+    others chosen at random)."""
+    if sample is None or count <= sample:
+        return list(range(count))
+    ends = [0, count - 1][:sample]
+    inner = rng.choice(count - 2, size=sample - len(ends), replace=False) + 1
+    return sorted({*ends, *inner.tolist()})
 
 
 def verify(path: str | os.PathLike, spec: Spec | str | os.PathLike | dict | None = None, *, seed: int | None = None,
            sample: int | None = None, chunk_bytes: int = CHUNK_BYTES,
            progress: Callable[[int, str], None] | None = None) -> list[Mismatch]:
-    """Recompute the checkpoint at ``path`` and compare it bit for bit.
+    """Recompute the checkpoint at ``path`` and compare it bit for bit (``-0.0`` is not ``0.0``).
 
     ``spec`` defaults to the one recorded in the checkpoint and ``seed`` to the recorded seed.
-    With ``sample=k``, only ``k`` boxes per tensor (chosen at random, always including the first
-    and the last) are recomputed. Returns the mismatches (empty: the checkpoint is exact).
+    With ``sample=k`` (``k >= 1``), only ``k`` boxes per tensor are recomputed: the first, then the
+    last, then others chosen at random. ``progress(nbytes, tensor_name)`` is called after each box
+    is compared. Returns the mismatches (empty: the checkpoint is exact where it was checked).
     """
     path = os.fspath(path)
+    if seed is not None:
+        seed = check_seed(seed)
+    if sample is not None:
+        sample = check_positive_int("sample", sample)
     _, metadata, stored = read_checkpoint(path)
     spec = _stored_spec(metadata, path) if spec is None else (spec if isinstance(spec, Spec) else load_spec(spec))
     if seed is None:
         if "fastinit.seed" not in metadata:
             raise ValueError(f"{path} records no seed; pass --seed")
-        seed = int(metadata["fastinit.seed"])
+        try:
+            seed = check_seed(int(metadata["fastinit.seed"]))
+        except (ValueError, TypeError):
+            raise ValueError(f"{path}: the recorded seed {metadata['fastinit.seed']!r} is not a seed; "
+                             "pass --seed") from None
     by_name = {t.name: t for t in stored}
     problems = [Mismatch(n, "in the checkpoint but not in the spec") for n in by_name
                 if n not in {t.name for t in spec.tensors}]
@@ -472,18 +591,19 @@ def verify(path: str | os.PathLike, spec: Spec | str | os.PathLike | dict | None
             continue
         data = s.open()
         dtype = numpy_dtype(t.dtype)
-        all_boxes = list(_tensor_boxes(t, chunk_bytes))
-        if sample is not None and len(all_boxes) > sample:
-            inner = rng.choice(np.arange(1, len(all_boxes) - 1), size=max(0, sample - 2), replace=False)
-            all_boxes = [all_boxes[i] for i in sorted({0, len(all_boxes) - 1, *inner.tolist()})]
-        whole = t.fill(np.empty(t.shape, dtype), seed) if t.scheme.whole_tensor and all_boxes else None
+        k, step, count = _slabs(t.shape, max(1, chunk_bytes // t.itemsize))
+        checked = _sampled(count, sample, rng)
+        whole = t.fill(np.empty(t.shape, dtype), seed) if t.scheme.whole_tensor and checked else None
         wrong = 0
         first: tuple[int, ...] = ()
-        for offset, shape in all_boxes:
+        for j in checked:
+            offset, shape = _box(t.shape, k, step, j)
             region = tuple(slice(o, o + n) for o, n in zip(offset, shape))
             expected = whole[region] if whole is not None else t.fill(np.empty(shape, dtype), seed, offset)
             got = np.asarray(data[region])
-            bad = expected.view(got.dtype) != got
+            if got.dtype.itemsize != dtype.itemsize or got.shape != expected.shape:
+                raise ValueError(f"{path}: tensor {t.name!r} reads back as {got.dtype} {list(got.shape)}")
+            bad = _bits(expected) != _bits(got)
             if bad.any():
                 wrong += int(bad.sum())
                 first = first or tuple(int(o + i) for o, i in zip(offset, np.argwhere(bad)[0]))

@@ -6,6 +6,8 @@
   a transformers model's own initialization as a directory ``from_pretrained`` loads;
 * ``fastinit verify PATH [SPEC]``: recompute it (or ``--sample`` boxes) and report mismatches;
 * ``fastinit inspect PATH``: tensors, shapes, dtypes and statistics;
+* ``fastinit diagnose --hf config.json [--plot out.png]``: per-module output and gradient std of a
+  transformers model at initialization;
 * ``fastinit diagnose --widths 100,100,100 --activation relu --init kaiming_normal [--plot out.png]``:
   signal propagation through an MLP at initialization, measured and predicted, per layer;
 * ``fastinit demo`` (the default without arguments): fill a billion-parameter float32 layer
@@ -15,9 +17,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import multiprocessing
+import os
 import signal
 import sys
 import time
@@ -27,8 +31,10 @@ from typing import Any
 import numpy as np
 
 from ._dtypes import numpy_dtype
+from ._formats import read_checkpoint
 from ._hf_config import read_config
 from ._jit import get_num_threads, set_num_threads
+from ._validate import check_seed
 from ._version import __version__
 from .checkpoint import FORMATS, Interrupted, parse_size, statistics, summarize
 from .checkpoint import generate as write_checkpoint
@@ -152,6 +158,7 @@ def _pretrained_job(config: str, dtype: str | None) -> tuple[dict, dict[str, tup
 
 
 def generate(args: argparse.Namespace) -> int:
+    check_seed(args.seed)  # before anything runs (a --hf model is built in a child first)
     if args.threads:
         set_num_threads(args.threads)
     if args.hf is not None:
@@ -174,11 +181,20 @@ def generate(args: argparse.Namespace) -> int:
 
 def verify(args: argparse.Namespace) -> int:
     spec = None if args.spec is None else _load(args.spec)
-    problems = verify_checkpoint(args.path, spec, seed=args.seed, sample=args.sample)
+    checked = {"bytes": 0}
+
+    def count(nbytes: int, name: str) -> None:
+        checked["bytes"] += nbytes
+
+    problems = verify_checkpoint(args.path, spec, seed=args.seed, sample=args.sample, progress=count)
     for p in problems:
         print(f"MISMATCH {p.tensor}: {p.problem}")
-    scope = f"{args.sample} boxes per tensor" if args.sample else "every value"
-    print(f"{args.path}: " + (f"{len(problems)} tensor(s) do not match" if problems else f"matches ({scope} checked)"))
+    total = sum(math.prod(t.shape) * numpy_dtype(t.dtype).itemsize for t in read_checkpoint(args.path)[2])
+    if args.sample is None or checked["bytes"] == total:
+        scope = "every value checked"
+    else:
+        scope = f"{args.sample} box(es) per tensor checked: {checked['bytes']:,} of {total:,} bytes"
+    print(f"{args.path}: " + (f"{len(problems)} tensor(s) do not match" if problems else f"matches ({scope})"))
     return 1 if problems else 0
 
 
@@ -216,13 +232,26 @@ def _param(text: str) -> tuple[str, Any]:
 def diagnose(args: argparse.Namespace) -> int:
     from . import diagnostics
 
+    if args.hf is not None:
+        if args.widths or args.activation or args.init or args.param or args.instances != 1:
+            raise ValueError("give either --hf CONFIG (a transformers model) or --widths, --activation and --init "
+                             "(an MLP), not both")
+        print(diagnostics.diagnose_config(args.hf, seed=args.seed, batch=2 if args.batch is None else args.batch,
+                                          seq_len=args.seq_len, plot_path=args.plot, overwrite=args.overwrite))
+        if args.plot:
+            print(f"plot: {args.plot}")
+        return 0
+    missing = [f"--{name}" for name in ("widths", "activation", "init") if getattr(args, name) is None]
+    if missing:
+        raise ValueError(f"{', '.join(missing)} required (or --hf CONFIG to diagnose a transformers model)")
     widths = _widths(args.widths)
     params = dict(_param(p) for p in args.param)
-    run: dict[str, Any] = dict(batch=args.batch, seed=args.seed, instances=args.instances)
+    batch = 1000 if args.batch is None else args.batch
+    run: dict[str, Any] = dict(batch=batch, seed=args.seed, instances=args.instances)
     result = diagnostics.propagate(widths, args.activation, args.init, **run, **params)
     print(f"{args.activation} MLP, widths {','.join(map(str, widths))}, init {args.init}"
           + "".join(f" {k}={v}" for k, v in params.items())
-          + f", batch {args.batch}, {args.instances} instance(s); theory: infinite-width recursion")
+          + f", batch {batch}, {args.instances} instance(s); theory: infinite-width recursion")
     print(result.table())
     rec = diagnostics.recommend(args.activation)
     print(f"recommended for {args.activation}: {rec.init}"
@@ -271,30 +300,80 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("path")
     v.add_argument("spec", nargs="?", help="spec to check against (default: the one recorded in the checkpoint)")
     v.add_argument("--seed", type=int, default=None, help="default: the recorded seed")
-    v.add_argument("--sample", type=int, default=None, help="check only this many boxes per tensor")
+    v.add_argument("--sample", type=int, default=None, help="check only this many boxes per tensor (>= 1): the "
+                   "first, the last and others at random")
     v.set_defaults(run=verify)
 
     i = commands.add_parser("inspect", help="list a checkpoint's tensors with statistics")
     i.add_argument("path")
     i.set_defaults(run=inspect)
 
-    d = commands.add_parser("diagnose", help="signal propagation through an MLP at initialization, vs theory")
-    d.add_argument("--widths", required=True, help="input width, then each layer's: 100,100,100")
-    d.add_argument("--activation", required=True, help="linear, relu, leaky_relu, tanh, sigmoid, gelu, silu, selu "
-                   "or softsign")
-    d.add_argument("--init", required=True, help="a fastinit scheme: kaiming_normal, xavier_normal, normal, ...")
+    d = commands.add_parser("diagnose", help="signal propagation at initialization: an MLP vs theory, or any "
+                            "transformers model per module")
+    d.add_argument("--widths", help="input width, then each layer's: 100,100,100")
+    d.add_argument("--activation", help="linear, relu, leaky_relu, tanh, sigmoid, gelu, gelu_erf, silu, selu, "
+                   "softsign, softplus, mish or elu")
+    d.add_argument("--init", help="a fastinit scheme: kaiming_normal, xavier_normal, normal, ...")
     d.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                    help="a parameter of the scheme (repeatable): --param nonlinearity=relu --param std=0.1")
-    d.add_argument("--batch", type=int, default=1000)
+    d.add_argument("--hf", metavar="CONFIG", help="a transformers config.json (or a directory holding one): the "
+                   "output and gradient std of every module of the model fastinit initializes, on random tokens")
+    d.add_argument("--batch", type=int, default=None, help="inputs (default 1000; with --hf: 2 sequences)")
+    d.add_argument("--seq-len", type=int, default=16, help="with --hf: tokens per sequence (default 16)")
     d.add_argument("--instances", type=int, default=1, help="networks to draw (the spread across them)")
     d.add_argument("--seed", type=int, default=0)
-    d.add_argument("--plot", help="write a figure of std per layer beside the alternatives (needs matplotlib)")
+    d.add_argument("--plot", help="write a figure of std per layer (needs matplotlib)")
     d.add_argument("--overwrite", action="store_true", help="replace an existing plot")
     d.set_defaults(run=diagnose)
     return parser
 
 
+class _Stdout:
+    """The commands' stdout: once its reader has gone (``fastinit inspect ... | head``), the rest of
+    the output is dropped and the command finishes with its own exit status."""
+
+    def __init__(self, stream: Any):
+        self.stream, self.gone = stream, False
+
+    def write(self, text: str) -> int:
+        if not self.gone:
+            try:
+                return self.stream.write(text)
+            except BrokenPipeError:
+                self._reader_gone()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.gone:
+            try:
+                self.stream.flush()
+            except BrokenPipeError:
+                self._reader_gone()
+
+    def _reader_gone(self) -> None:
+        """Point the file descriptor at /dev/null, so that the interpreter's last flush succeeds."""
+        self.gone = True
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self.stream.fileno())
+            os.close(devnull)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.stream, name)
+
+
 def main(argv: list[str] | None = None) -> int:
+    stdout = sys.stdout
+    sys.stdout = _Stdout(stdout)
+    try:
+        code = _main(argv)
+        sys.stdout.flush()
+        return code
+    finally:
+        sys.stdout = stdout
+
+
+def _main(argv: list[str] | None) -> int:
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv or (argv[0] not in _COMMANDS and argv[0] not in ("-h", "--help", "--version")):

@@ -21,9 +21,9 @@ from typing import Any
 import numpy as np
 
 from ._atomic import atomic_output
-from ._dtypes import numpy_dtype
+from ._dtypes import FLOAT_NAMES
 from ._registry import Scheme, lookup
-from ._validate import check_shape
+from ._validate import check_dtype, check_shape
 from .conventions import TABLE
 
 __all__ = [
@@ -56,7 +56,7 @@ def init(shape: Sequence[int], scheme: str | Callable | Scheme, dtype: Any = "fl
     """
     filler = lookup(scheme)
     shape = check_shape(shape)
-    dtype = numpy_dtype(dtype)
+    dtype = check_dtype(dtype, (*FLOAT_NAMES, "uint32"))  # uint32: random_bits
     if path is None:
         return filler.fill(np.empty(shape, dtype), seed=seed, name=name, **params)
     with atomic_output(path, overwrite=overwrite) as partial:

@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ._dtypes import FLOAT_NAMES
+from ._dtypes import DTYPES, FLOAT_NAMES
 from ._streams import concrete_seed
 from ._target import Target
 from ._validate import check_choice, check_name, check_positive_int, check_real, check_shape
@@ -62,6 +62,11 @@ def calculate_gain(nonlinearity: Nonlinearity, param: float | None = None) -> fl
         >>> calculate_gain("relu"), calculate_gain("leaky_relu", 0.2)
         (1.4142135623730951, 1.3867504905630728)
     """
+    return _gain(nonlinearity, param, "param")
+
+
+def _gain(nonlinearity: str, slope: Any, argname: str) -> float:
+    """``calculate_gain``, its negative slope named ``argname`` in errors."""
     check_choice("nonlinearity", nonlinearity, NONLINEARITIES)
     if nonlinearity in _UNIT_GAIN:
         return 1.0
@@ -71,8 +76,16 @@ def calculate_gain(nonlinearity: Nonlinearity, param: float | None = None) -> fl
         return math.sqrt(2.0)
     if nonlinearity == "selu":
         return 3.0 / 4
-    slope = 0.01 if param is None else check_real("param", param)
-    return math.sqrt(2.0 / (1 + slope**2))
+    slope = 0.01 if slope is None else check_real(argname, slope)
+    return math.sqrt(2.0 / (1 + _squared(argname, slope)))
+
+
+def _squared(argname: str, x: float) -> float:
+    """``x**2``, or a ``ValueError`` naming ``argname`` where it overflows."""
+    try:
+        return x**2
+    except OverflowError:
+        raise ValueError(f"{argname}={x} is too large: {argname}**2 overflows a float") from None
 
 
 def _axes(argname: str, axes, ndim: int) -> tuple[int, ...]:
@@ -197,6 +210,8 @@ def variance_scaling_(out: np.ndarray, scale: float = 1.0, mode: Mode = "fan_in"
     kw: dict[str, Any] = dict(seed=seed, name=name, global_shape=global_shape, offset=offset)
     if distribution == "uniform":
         limit = math.sqrt(3.0 * variance)
+        if not math.isfinite(limit):
+            raise ValueError(f"scale={scale} is too large: the uniform bound sqrt(3 * scale / {n}) overflows")
         return uniform_(out, -limit, limit, **kw)
     if distribution == "truncated_normal":
         std = math.sqrt(variance) / TRUNCATED_NORMAL_STD
@@ -214,7 +229,7 @@ def xavier_uniform_(out: np.ndarray, gain: float = 1.0, *, layout: Layout = "tor
         True
     """
     gain = check_real("gain", gain)
-    return variance_scaling_(out, gain**2, "fan_avg", "uniform", layout=layout, **kw)
+    return variance_scaling_(out, _squared("gain", gain), "fan_avg", "uniform", layout=layout, **kw)
 
 
 def xavier_normal_(out: np.ndarray, gain: float = 1.0, *, layout: Layout = "torch", **kw: Any) -> np.ndarray:
@@ -227,7 +242,7 @@ def xavier_normal_(out: np.ndarray, gain: float = 1.0, *, layout: Layout = "torc
         1.0
     """
     gain = check_real("gain", gain)
-    return variance_scaling_(out, gain**2, "fan_avg", "normal", layout=layout, **kw)
+    return variance_scaling_(out, _squared("gain", gain), "fan_avg", "normal", layout=layout, **kw)
 
 
 def xavier_simple_(out: np.ndarray, *, layout: Layout = "torch", **kw: Any) -> np.ndarray:
@@ -247,7 +262,7 @@ def xavier_simple_(out: np.ndarray, *, layout: Layout = "torch", **kw: Any) -> n
 
 def _kaiming_scale(a, nonlinearity, mode) -> float:
     check_choice("mode", mode, ("fan_in", "fan_out"))
-    return calculate_gain(nonlinearity, a) ** 2
+    return _gain(nonlinearity, a, "a") ** 2
 
 
 def kaiming_uniform_(out: np.ndarray, a: float = 0.0, mode: Mode = "fan_in", nonlinearity: Nonlinearity = "leaky_relu",
@@ -495,7 +510,9 @@ def eye_(out: np.ndarray, *, global_shape: Sequence[int] | None = None,
     shape = target.global_shape
     if len(shape) != 2:
         raise ValueError(f"eye_ needs a 2-d weight, got shape {shape}")
-    diag = np.arange(min(shape))
+    (r0, c0), (h, w) = target.offset, out.shape
+    first = max(r0, c0)
+    diag = np.arange(first, max(first, min(r0 + h, c0 + w)))  # the diagonal inside the box
     return _set_ones(target, "eye_", np.stack([diag, diag], axis=1))
 
 
@@ -519,9 +536,12 @@ def dirac_(out: np.ndarray, groups: int = 1, *, global_shape: Sequence[int] | No
     if shape[0] % groups:
         raise ValueError(f"groups={groups} must divide the out channels ({shape[0]})")
     per_group = shape[0] // groups
-    d = np.arange(min(per_group, shape[1]))
+    m = min(per_group, shape[1])
     center = [k // 2 for k in shape[2:]]
-    positions = [[g * per_group + i, i, *center] for g in range(groups) for i in d]
+    (r0, c0), (h, w) = target.offset[:2], out.shape[:2]
+    in_box = range(r0 // per_group, min(groups, -(-(r0 + h) // per_group))) if per_group else range(0)
+    positions = [[g * per_group + i, i, *center] for g in in_box  # only the ones inside the box
+                 for i in range(max(c0, r0 - g * per_group), min(m, c0 + w, r0 + h - g * per_group))]
     return _set_ones(target, "dirac_", np.array(positions, np.int64).reshape(-1, len(shape)))
 
 
@@ -536,6 +556,11 @@ def constant_(out: np.ndarray, val: float, *, global_shape: Sequence[int] | None
     """
     val = check_real("val", val)
     Target(out, FLOAT_NAMES, global_shape, offset)
+    with np.errstate(over="ignore"):
+        stored = np.array(val).astype(out.dtype)
+    if not np.isfinite(stored.astype(np.float64)):
+        raise ValueError(f"val={val} overflows {out.dtype.name} (its largest finite value is "
+                         f"{DTYPES[out.dtype.name].finite_max:g})")
     out[...] = val
     return out
 

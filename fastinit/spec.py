@@ -48,7 +48,7 @@ import numpy as np
 from ._dtypes import DTYPES as _DTYPE_TABLE
 from ._dtypes import FLOAT_NAMES
 from ._registry import Scheme, lookup, prefixed
-from ._validate import check_dtype, check_ints, check_shape
+from ._validate import check_dtype, check_ints, check_name, check_shape
 from .recipes import recipe_schemes
 
 __all__ = ["TensorSpec", "Stream", "BoxFill", "Spec", "load_spec", "default_spec", "DTYPES"]
@@ -212,6 +212,7 @@ def _check_stream(stream: Any, shape: tuple[int, ...]) -> Stream:
         raise ValueError(f"stream must be {{'name', 'shape', 'offset', 'box'}}, got {stream!r}")
     if not isinstance(stream["name"], str) or not stream["name"]:
         raise ValueError(f"stream name must be a non-empty str, got {stream['name']!r}")
+    check_name(stream["name"])
     full = check_shape(stream["shape"], "stream shape")
     start, box = check_ints("stream offset", stream["offset"]), check_ints("stream box", stream["box"])
     _inside(start, box, full)
@@ -240,6 +241,7 @@ def check_tensor(name: str, shape: Any, dtype: Any, init: Any, params: Mapping[s
                  then: Any = ()) -> TensorSpec:
     """A validated tensor entry; every error is a ``ValueError`` that names the tensor."""
     with prefixed(f"tensor {name!r}"):
+        check_name(name)
         dims = check_shape(shape)
         dtype = _dtype_name(dtype)
         source = None if stream is None else _check_stream(stream, dims)
@@ -279,6 +281,8 @@ def _read(source) -> Mapping:
         return tomllib.loads(raw.decode())
     except ValueError as err:  # JSON / TOML syntax, encoding, duplicate names
         raise ValueError(f"spec {path} is not valid {'TOML' if toml else 'JSON'}: {err}") from None
+    except RecursionError:
+        raise ValueError(f"spec {path} is nested too deeply to be a spec") from None
 
 
 def load_spec(source: Mapping[str, Any] | str | os.PathLike) -> Spec:

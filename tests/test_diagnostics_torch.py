@@ -159,3 +159,27 @@ def test_diagnose_config_path_and_bad_input(configs, tmp_path):
         fd.diagnose_config(configs["llama"], batch=0)
     with pytest.raises(ValueError, match="cannot read the config"):
         fd.diagnose_config(tmp_path / "missing.json")
+
+
+def test_cli_diagnose_hf(tmp_path, capsys):
+    pytest.importorskip("transformers")
+    import json
+
+    from hf_models import CONFIGS
+
+    from fastinit.cli import main
+
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps(CONFIGS["llama"]))
+    plot = tmp_path / "llama.png"
+    assert main(["diagnose", "--hf", str(config), "--batch", "2", "--seq-len", "8", "--plot", str(plot)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("llama (LlamaForCausalLM,") and "model.layers.1.mlp.down_proj" in out
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert main(["diagnose", "--hf", str(tmp_path / "missing.json")]) == 2
+    assert "cannot read the config" in capsys.readouterr().err
+    assert main(["diagnose", "--hf", str(config), "--widths", "4,4"]) == 2
+    assert "not both" in capsys.readouterr().err
+    assert main(["diagnose", "--activation", "relu"]) == 2
+    err = capsys.readouterr().err
+    assert "--widths, --init required" in err and len(err.splitlines()) == 1

@@ -11,6 +11,7 @@ override the layout, with JAX's meaning.
 
 from __future__ import annotations
 
+import functools
 import math
 import operator
 import os
@@ -470,19 +471,58 @@ def sparse_zeros_(out: np.ndarray, global_shape: Sequence[int], offset: Sequence
     """Zero the ``sparse_`` positions of ``out``, the box at ``offset`` of a ``global_shape`` weight (its
     first two dims; any further dims, such as the real and imaginary parts of a complex weight, are
     zeroed together): in every column, the ``zeros`` rows with the smallest words of stream
-    ``name + "/sparse"``."""
-    rows, cols = global_shape
+    ``name + "/sparse"`` (ties to the smaller row).
+
+    A row is among them when ``(word, row)`` is at most the column's ``zeros``-th smallest pair,
+    computed once per block of columns (``_sparse_thresholds``): a box then needs only its own words
+    and its columns' thresholds, so writing a weight box by box costs time linear in its size."""
+    rows, cols = (int(n) for n in global_shape)
     (r0, c0), (h, w) = offset, out.shape[:2]
-    step = max(1, _SPARSE_BLOCK // max(rows, 1))  # columns per pass: temporaries stay O(_SPARSE_BLOCK)
+    if zeros <= 0 or h == 0 or w == 0:
+        return out
+    if zeros >= rows:
+        out[...] = 0
+        return out
+    step = max(1, _SPARSE_BLOCK // max(h, 1))  # columns per pass: temporaries stay O(_SPARSE_BLOCK)
+    row = np.arange(r0, r0 + h)[:, None]
     for c in range(0, w, step):
         width = min(step, w - c)
-        ranks = random_bits_(np.empty((rows, width), np.uint32), seed=seed, name=name + "/sparse",
-                             global_shape=(rows, cols), offset=(0, c0 + c))
-        zero_rows = np.argsort(ranks, axis=0, kind="stable")[:zeros]
-        mask = np.zeros((rows, width), bool)
-        np.put_along_axis(mask, zero_rows, True, axis=0)
-        out[:, c:c + width][mask[r0:r0 + h]] = 0
+        own = random_bits_(np.empty((h, width), np.uint32), seed=seed, name=name + "/sparse",
+                           global_shape=(rows, cols), offset=(r0, c0 + c))
+        limit, limit_row = _sparse_thresholds(seed, name, rows, cols, zeros, c0 + c, c0 + c + width)
+        out[:, c:c + width][(own < limit) | ((own == limit) & (row <= limit_row))] = 0
     return out
+
+
+def _sparse_thresholds(seed: int, name: str, rows: int, cols: int, zeros: int, first: int,
+                       stop: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per column ``first .. stop - 1`` of a ``(rows, cols)`` sparse weight: the word and the row of its
+    ``zeros``-th smallest ``(word, row)`` pair (stream ``name + "/sparse"``), from cached blocks of columns."""
+    step = max(1, _SPARSE_BLOCK // 4 // max(rows, 1))  # 64-bit keys: a quarter of the elements per pass
+    blocks = [_sparse_block_thresholds(seed, name, rows, cols, zeros, b * step, min((b + 1) * step, cols))
+              for b in range(first // step, -(-stop // step))]
+    skip = first - first // step * step
+    words = np.concatenate([b[0] for b in blocks])[skip:skip + stop - first]
+    at = np.concatenate([b[1] for b in blocks])[skip:skip + stop - first]
+    return words, at
+
+
+@functools.lru_cache(maxsize=4096)
+def _sparse_block_thresholds(seed: int, name: str, rows: int, cols: int, zeros: int, first: int,
+                             stop: int) -> tuple[np.ndarray, np.ndarray]:
+    """``_sparse_thresholds`` of one block of columns, computed once (a few KiB per block)."""
+    ranks = random_bits_(np.empty((rows, stop - first), np.uint32), seed=seed, name=name + "/sparse",
+                         global_shape=(rows, cols), offset=(0, first))
+    # (word, row) as one 64-bit key (rows < 2**32: the weight would not fit in memory otherwise)
+    keys = ranks.astype(np.uint64)
+    del ranks
+    keys <<= np.uint64(32)
+    keys |= np.arange(rows, dtype=np.uint64)[:, None]
+    keys.partition(zeros - 1, axis=0)
+    kth = keys[zeros - 1]
+    words, at = (kth >> np.uint64(32)).astype(np.uint32), (kth & np.uint64(0xFFFFFFFF)).astype(np.int64)
+    words.flags.writeable = at.flags.writeable = False
+    return words, at
 
 
 def _set_ones(target: Target, scheme: str, positions) -> np.ndarray:

@@ -42,7 +42,7 @@ def launch(target: Target, fill: int, k: tuple, params: Sequence[float]) -> None
         return
     p = [float(x) for x in params] + [0.0] * (6 - len(params))
     kernel = _kernels.box_filler(fill, target.storage, target.size >= SERIAL_BELOW)
-    advise_huge_pages(target.flat)  # fresh memory faults in 2 MiB at a time (fastinit._memory)
+    advise_huge_pages(target.flat)  # opt-in: fresh memory faults in 2 MiB at a time (fastinit._memory)
     with _LAUNCH_LOCK:
         kernel(target.flat, target.lead_shape, target.lead_strides, target.base, target.row_len,
                _chunk(target.row_len), get_num_threads(), k[0], k[1], *p)

@@ -3,6 +3,8 @@
 Every function here is a fixed sequence of IEEE operations (+, -, *, /, sqrt, min, max, integer
 bit manipulation): no libm call and no fastmath, so a value is the same on every CPU, and the
 loops that call these functions vectorize (llvmlite ships without SVML; libm calls stay scalar).
+The same functions compile for CUDA (``fastinit._cuda``), which is why square roots are
+``math.sqrt`` (the same CPU code as ``np.sqrt``; numba-cuda has no ``np.sqrt`` for scalars).
 
 Transcendentals are written out:
 
@@ -182,7 +184,7 @@ def radius_f32_reduced(w_radius):
 def radius_f32(s, e_ln2):
     """``sqrt(-ln u)`` from ``radius_f32_reduced``'s pair: the second half of a Box-Muller radius
     (``sqrt(-2 ln u) / sqrt(2)``; ``polar_f32``'s factors carry the sqrt(2))."""
-    return np.sqrt(-log_f32_series(s, e_ln2))
+    return np.float32(math.sqrt(-log_f32_series(s, e_ln2)))
 
 
 _COS_HEAD, _SIN_HEAD = 3, 2  # Horner steps left to sincos_f32_tail
@@ -236,7 +238,7 @@ def box_muller_f64(w0, w1, w2, w3):
     ``(w2, w3)`` (``w2``'s 32 bits, then ``w3 >> 11``); returns
     ``sqrt(-2 ln u) * (cos, sin)(angle)``.
     """
-    r = np.sqrt(-log_f64(u53_open(w0, w1)))
+    r = math.sqrt(-log_f64(u53_open(w0, w1)))
     bits51 = (np.uint64(w2 & np.uint32(0x3FFFFFFF)) << np.uint64(21)) | np.uint64(w3 >> np.uint32(11))
     psi = (np.float64(np.int64(bits51) - np.int64(1 << 50)) + 0.5) * _F64_QUARTER_TURN
     z = psi * psi
@@ -308,7 +310,7 @@ def ppf_central(p):
 @inline_jit
 def ppf_tail(p):
     """AS 241's tail branches (``normal_ppf`` where not ``ppf_is_central(p)``)."""
-    r = np.sqrt(-log_f64(min(p, 1.0 - p)))
+    r = math.sqrt(-log_f64(min(p, 1.0 - p)))
     far = r > 5.0
     x = _rational(False, far, r - 5.0 if far else r - 1.6)
     return -x if p - 0.5 < 0.0 else x

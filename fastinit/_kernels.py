@@ -13,6 +13,9 @@ words ``i % E`` of it:
 The fill and storage kinds are literal (compile-time) arguments, so each combination compiles to
 its own branch-free loop. Inner loops keep the high counter word invariant and step the low word
 as ``np.uint32``; runs are split so that no inner loop crosses a multiple of 2**32 blocks.
+
+The per-block values (``BLOCK_FUNCTIONS``), the stores (``STORE_FUNCTIONS``) and ``_row_start``
+are also what the CUDA kernels of ``fastinit._cuda`` compile: one source for both targets.
 """
 
 from __future__ import annotations
@@ -58,10 +61,12 @@ _LOW32 = np.int64(0xFFFFFFFF)
 _BLOCKS_PER_HI = np.int64(1) << np.int64(32)
 
 
-@kernel_jit
-def per_block(store):
+def elements_per_block(store):
     """Elements per Philox block: 2 for float64, 4 otherwise."""
     return 2 if store == F64 else 4
+
+
+per_block = kernel_jit(elements_per_block)
 
 
 @inline_jit
@@ -132,7 +137,9 @@ def _trunc2(c0, c1, k0, k1, p0, p1, p2, p3, p4, p5):
             _trunc(u53_open(w2, w3), p0, p1, p2, p3, p4, p5))
 
 
-_BLOCK_FUNCTIONS = {
+#: (fill, store) -> the values of one block, ``f(c0, c1, k0, k1, p0, ..., p5)``: what the CPU
+#: loops (through ``block_values``) and the CUDA kernels (``fastinit._cuda``) compute
+BLOCK_FUNCTIONS = {
     BITS: {U32: _bits4},
     UNIFORM: {F64: _uniform2, F32: _uniform4, BF16: _uniform4, F16: _uniform4},
     NORMAL: {F64: _normal2, F32: _normal4, BF16: _normal4, F16: _normal4},
@@ -152,12 +159,12 @@ def block_values(fill, store, c0, c1, k0, k1, p0, p1, p2, p3, p4, p5):
     This Python body runs under ``NUMBA_DISABLE_JIT=1``; jitted callers get the overload below,
     specialized on the literal ``fill`` and ``store``.
     """
-    return _BLOCK_FUNCTIONS[fill][store](c0, c1, k0, k1, p0, p1, p2, p3, p4, p5)
+    return BLOCK_FUNCTIONS[fill][store](c0, c1, k0, k1, p0, p1, p2, p3, p4, p5)
 
 
 @overload(block_values, prefer_literal=True, inline="always", jit_options=JIT_OPTIONS)
 def _block_values(fill, store, c0, c1, k0, k1, p0, p1, p2, p3, p4, p5):
-    block = _BLOCK_FUNCTIONS[_literal(fill, "fill")][_literal(store, "store")]
+    block = BLOCK_FUNCTIONS[_literal(fill, "fill")][_literal(store, "store")]
 
     def impl(fill, store, c0, c1, k0, k1, p0, p1, p2, p3, p4, p5):
         return block(c0, c1, k0, k1, p0, p1, p2, p3, p4, p5)
@@ -180,19 +187,20 @@ def _store_plain(out, i, x):
     out[i] = x
 
 
-_STORE_FUNCTIONS = {U32: _store_plain, F32: _store_plain, F64: _store_plain,
+#: store -> ``put(out, i, x)``: ``out[i] = x`` in the storage format, on the CPU and on CUDA
+STORE_FUNCTIONS = {U32: _store_plain, F32: _store_plain, F64: _store_plain,
                     BF16: _store_bf16, F16: _store_f16}
 
 
 def store_value(out, i, x, store):
     """``out[i] = x`` in the storage format: 16-bit formats round the float32 ``x`` to
     nearest-even into a uint16 view (jitted callers get the overload below)."""
-    _STORE_FUNCTIONS[store](out, i, x)
+    STORE_FUNCTIONS[store](out, i, x)
 
 
 @overload(store_value, prefer_literal=True, inline="always", jit_options=JIT_OPTIONS)
 def _store_value(out, i, x, store):
-    put = _STORE_FUNCTIONS[_literal(store, "store")]
+    put = STORE_FUNCTIONS[_literal(store, "store")]
 
     def impl(out, i, x, store):
         put(out, i, x)
@@ -217,12 +225,12 @@ def store_block(out, j, values, store):
     """``out[E*j : E*j + E] = values`` for the E values of one block (jitted callers get the
     overload below)."""
     for t, x in enumerate(values):
-        _STORE_FUNCTIONS[store](out, len(values) * j + t, x)
+        STORE_FUNCTIONS[store](out, len(values) * j + t, x)
 
 
 @overload(store_block, prefer_literal=True, inline="always", jit_options=JIT_OPTIONS)
 def _store_block(out, j, values, store):
-    put = _STORE_FUNCTIONS[_literal(store, "store")]
+    put = STORE_FUNCTIONS[_literal(store, "store")]
     if values.count == 2:
 
         def impl2(out, j, values, store):
@@ -417,7 +425,7 @@ def fill_run(out, first, k0, k1, fill, store, p0, p1, p2, p3, p4, p5):
 def _row_start(row, base, lead_shape, lead_strides):
     """Global index of the first element of ``row`` (C-order over ``lead_shape``) of a box."""
     first = base
-    for d in range(lead_shape.size - 1, -1, -1):
+    for d in range(len(lead_shape) - 1, -1, -1):
         q = row // lead_shape[d]
         first += (row - q * lead_shape[d]) * lead_strides[d]
         row = q

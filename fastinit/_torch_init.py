@@ -271,8 +271,10 @@ def calculate_gain(nonlinearity: str, param: int | float | None = None) -> float
     if nonlinearity == "leaky_relu" and param is not None and (isinstance(param, bool)
                                                                or not isinstance(param, (int, float))):
         raise ValueError(f"negative_slope {param} not a valid number")
-    if nonlinearity == "leaky_relu" and isinstance(param, float) and not math.isfinite(param):
-        return math.sqrt(2.0 / (1 + param**2))  # torch's formula, which fastinit's gains keep finite
+    if nonlinearity == "leaky_relu" and isinstance(param, float):
+        # torch's formula as torch evaluates it: an infinite slope gives 0 (fastinit's own gains
+        # refuse it) and a slope whose square overflows raises OverflowError (fastinit's: ValueError)
+        return math.sqrt(2.0 / (1 + param**2))
     return S.calculate_gain(nonlinearity, param)  # type: ignore[arg-type]
 
 

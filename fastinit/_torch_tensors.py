@@ -1,5 +1,6 @@
-"""torch tensors (and DTensor shards) as NumPy views of boxes of the global tensor: the one place
-that knows torch's memory and sharding. No RNG here."""
+"""torch tensors (and DTensor shards) as views of boxes of the global tensor: NumPy arrays for CPU
+tensors, ``fastinit._cuda.DeviceArray`` for CUDA tensors (filled on their GPU, on torch's current
+stream); the one place that knows torch's memory and sharding. No RNG here."""
 
 from __future__ import annotations
 
@@ -21,9 +22,9 @@ def _check_tensor(tensor, function: str) -> None:
     if tensor.device.type == "meta":
         raise ValueError(f"{function}: {tensor.shape} tensor is on the meta device and has no storage; "
                          "give it storage first (fastinit.torch.materialize(module) or .to_empty(device='cpu'))")
-    if tensor.device.type != "cpu":
-        raise ValueError(f"{function}: tensor is on {tensor.device}; fastinit fills CPU memory: fill a CPU "
-                         "tensor and move it (.to(device)), or materialize the module on the CPU first")
+    if tensor.device.type not in ("cpu", "cuda"):
+        raise ValueError(f"{function}: tensor is on {tensor.device}; fastinit fills CPU and CUDA memory: fill a "
+                         "CPU tensor and move it (.to(device)), or materialize the module on the CPU first")
     if tensor.dtype not in DTYPES and not tensor.is_complex():
         raise TypeError(f"{function}: tensor dtype must be one of {', '.join(map(str, DTYPES))}, "
                         f"got {tensor.dtype}")
@@ -36,6 +37,19 @@ def _numpy_view(tensor: torch.Tensor) -> np.ndarray:
 
         return tensor.view(torch.int16).numpy().view(ml_dtypes.bfloat16)
     return tensor.numpy()
+
+
+def _array_view(tensor: torch.Tensor) -> Any:
+    """What the fills write a contiguous tensor through: a NumPy view of a CPU tensor's memory, or a
+    ``DeviceArray`` of a CUDA tensor's, queued on torch's current stream of its device."""
+    if tensor.device.type == "cpu":
+        return _numpy_view(tensor)
+    from ._cuda import DeviceArray
+    from ._dtypes import numpy_dtype
+
+    stream = torch.cuda.current_stream(tensor.device).cuda_stream
+    return DeviceArray(tensor.data_ptr(), tuple(tensor.shape), numpy_dtype(DTYPES[tensor.dtype]),
+                       ordinal=tensor.device.index, stream=stream or 1, owner=tensor)  # 0: legacy default (1)
 
 
 def _dtensor_class():
@@ -88,8 +102,8 @@ def local_tensor(tensor: torch.Tensor) -> torch.Tensor:
 
 def fill_tensor(tensor: Any, fill: Callable, function: str, seed: Any = None, global_shape: Any = None,
                 offset: Any = None) -> Any:
-    """Call ``fill(array, global_shape, offset)`` on a NumPy view of ``tensor`` (or of its DTensor
-    shard) and return ``tensor``: the one place that turns torch tensors into fastinit boxes.
+    """Call ``fill(array, global_shape, offset)`` on a view of ``tensor`` (or of its DTensor shard;
+    ``_array_view``) and return ``tensor``: the one place that turns torch tensors into fastinit boxes.
 
     A complex tensor is filled through its real view (``torch.view_as_real``): the box gains a last
     dimension of 2, the real and imaginary part of each element."""
@@ -112,10 +126,10 @@ def fill_tensor(tensor: Any, fill: Callable, function: str, seed: Any = None, gl
             offset = (*((0,) * len(shape) if offset is None else tuple(offset)), 0)
             local = torch.view_as_real(local)
         if local.is_contiguous():
-            fill(_numpy_view(local.detach()), global_shape, offset)
+            fill(_array_view(local.detach()), global_shape, offset)
             torch.autograd.graph.increment_version(local)
         else:
-            dense = torch.empty(local.shape, dtype=local.dtype)
-            fill(_numpy_view(dense), global_shape, offset)
+            dense = torch.empty(local.shape, dtype=local.dtype, device=local.device)
+            fill(_array_view(dense), global_shape, offset)
             local.copy_(dense)
     return tensor

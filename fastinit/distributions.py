@@ -7,12 +7,17 @@ and it equals that box of the whole tensor bit for bit. See ``docs/contract.md``
 Float outputs are float32, float64, float16 or ``ml_dtypes.bfloat16``. float16 / bfloat16 values
 are the float32 value rounded to nearest-even (bounds first rounded inward to the output dtype);
 float64 values use 53-bit uniforms.
+
+``out`` may also be an array in GPU memory: any object with ``__cuda_array_interface__`` (CuPy,
+Numba device arrays), filled in place by the same kernels compiled for CUDA (``fastinit._cuda``,
+with the ``cuda`` extra), with the same values.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any, cast
 
 import numpy as np
 
@@ -36,6 +41,27 @@ def _f32(x: float) -> float:
     return float(np.float32(x))
 
 
+def make_target(out: Any, accepted: Sequence[str], global_shape: Any, offset: Any) -> Target:
+    """``out`` as a kernel target: a NumPy array, or an array in GPU memory (an object with
+    ``__cuda_array_interface__``; importing ``fastinit._cuda`` needs numba-cuda)."""
+    if hasattr(out, "__cuda_array_interface__") and not isinstance(out, np.ndarray):
+        from ._cuda import DeviceTarget
+
+        return DeviceTarget(out, accepted, global_shape, offset)
+    return Target(out, accepted, global_shape, offset)
+
+
+def _launch(target: Target, fill: int, k: tuple, params: Sequence[float]) -> None:
+    """Run ``fill`` where ``target``'s memory is: on the CPU threads, or queued on its GPU."""
+    if type(target) is Target:
+        launch(target, fill, k, params)
+    else:  # a DeviceTarget: make_target has imported fastinit._cuda
+        from ._cuda import DeviceTarget
+        from ._cuda import launch as launch_on_gpu
+
+        launch_on_gpu(cast(DeviceTarget, target), fill, k, params)
+
+
 def random_bits_(out: np.ndarray, *, seed: int | None = None, name: str = "", global_shape: Sequence[int] | None = None,
                  offset: Sequence[int] | None = None) -> np.ndarray:
     """Fill a uint32 array with raw Philox4x32-10 words.
@@ -49,8 +75,8 @@ def random_bits_(out: np.ndarray, *, seed: int | None = None, name: str = "", gl
         >>> words.tolist() == list(fi.philox4x32((0, 0, 0, 0), fi.key(0, "w")))
         True
     """
-    target = Target(out, ("uint32",), global_shape, offset)
-    launch(target, BITS, resolve_key(seed, name), ())
+    target = make_target(out, ("uint32",), global_shape, offset)
+    _launch(target, BITS, resolve_key(seed, name), ())
     return out
 
 
@@ -81,7 +107,7 @@ def uniform_(out: np.ndarray, low: float = 0.0, high: float = 1.0, *, seed: int 
         >>> bool(((-1 <= w) & (w < 1)).all())
         True
     """
-    target = Target(out, FLOAT_NAMES, global_shape, offset)
+    target = make_target(out, FLOAT_NAMES, global_shape, offset)
     low, high = check_real("low", low), check_real("high", high)
     if not low < high:
         raise ValueError(f"uniform_ needs low < high, got low={low}, high={high}")
@@ -97,7 +123,7 @@ def uniform_(out: np.ndarray, low: float = 0.0, high: float = 1.0, *, seed: int 
         params = (_f32(low), _f32(high - low), lo, hi)
     if not math.isfinite(params[1]):
         raise ValueError(f"high - low overflows {target.dtype.name}: low={low}, high={high}")
-    launch(target, UNIFORM, resolve_key(seed, name), params)
+    _launch(target, UNIFORM, resolve_key(seed, name), params)
     return out
 
 
@@ -121,14 +147,14 @@ def normal_(out: np.ndarray, mean: float = 0.0, std: float = 1.0, *, seed: int |
         >>> round(float(x.std()), 3)
         0.02
     """
-    target = Target(out, FLOAT_NAMES, global_shape, offset)
+    target = make_target(out, FLOAT_NAMES, global_shape, offset)
     mean, std = check_real("mean", mean), check_real("std", std)
     if std < 0:
         raise ValueError(f"std must be >= 0, got {std}")
     if abs(mean) + _NORMAL_REACH * std > DTYPES[target.dtype.name].finite_max:
         raise ValueError(f"normal_(mean={mean}, std={std}) would overflow {target.dtype.name}")
     params = (mean, std) if target.storage == F64 else (_f32(mean), _f32(std))
-    launch(target, NORMAL, resolve_key(seed, name), params)
+    _launch(target, NORMAL, resolve_key(seed, name), params)
     return out
 
 
@@ -156,7 +182,7 @@ def trunc_normal_(out: np.ndarray, mean: float = 0.0, std: float = 1.0, a: float
         >>> bool(x.min() >= -0.04 and x.max() <= 0.04)
         True
     """
-    target = Target(out, FLOAT_NAMES, global_shape, offset)
+    target = make_target(out, FLOAT_NAMES, global_shape, offset)
     mean, std = check_real("mean", mean), check_real("std", std)
     a, b = check_real("a", a, allow_inf=True), check_real("b", b, allow_inf=True)
     if not std > 0:
@@ -181,5 +207,5 @@ def trunc_normal_(out: np.ndarray, mean: float = 0.0, std: float = 1.0, a: float
     if lo > hi:
         raise ValueError(f"no {target.dtype.name} value lies in [{a}, {b}]")
     params = (p_lo, p_hi - p_lo, -std if mirrored else std, mean, lo, hi)
-    launch(target, TRUNC_NORMAL, resolve_key(seed, name), params)
+    _launch(target, TRUNC_NORMAL, resolve_key(seed, name), params)
     return out

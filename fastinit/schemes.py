@@ -27,7 +27,7 @@ from ._dtypes import DTYPES, FLOAT_NAMES
 from ._streams import concrete_seed
 from ._target import Target
 from ._validate import check_choice, check_name, check_positive_int, check_real, check_shape
-from .distributions import normal_, random_bits_, trunc_normal_, uniform_
+from .distributions import make_target, normal_, random_bits_, trunc_normal_, uniform_
 
 __all__ = [
     "calculate_gain", "compute_fans", "variance_scaling_",
@@ -161,8 +161,8 @@ def _is_empty(target: Target, scheme: str) -> bool:
 
 
 def _target(out, global_shape, offset, scheme: str) -> Target | None:
-    """The validated target, or None when the global tensor is empty."""
-    target = Target(out, FLOAT_NAMES, global_shape, offset)
+    """The validated target (a NumPy or a GPU array), or None when the global tensor is empty."""
+    target = make_target(out, FLOAT_NAMES, global_shape, offset)
     return None if _is_empty(target, scheme) else target
 
 
@@ -595,7 +595,7 @@ def constant_(out: np.ndarray, val: float, *, global_shape: Sequence[int] | None
         [0.5, 0.5, 0.5]
     """
     val = check_real("val", val)
-    Target(out, FLOAT_NAMES, global_shape, offset)
+    make_target(out, FLOAT_NAMES, global_shape, offset)
     with np.errstate(over="ignore"):
         stored = np.array(val).astype(out.dtype)
     if not np.isfinite(stored.astype(np.float64)):

@@ -101,10 +101,10 @@ def test_bad_tensors(tensor, error, match):
 def test_cuda_tensor_error_says_what_to_do():
     # no GPU needed: a tensor on a device fastinit cannot fill is refused before any access
     t = torch.empty(2, 2)
-    fake_device = torch.device("cuda", 0)
+    fake_device = torch.device("xpu", 0)
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(torch.Tensor, "device", property(lambda self: fake_device))
-        with pytest.raises(ValueError, match=r"cuda:0.*fill a CPU tensor and move it"):
+        with pytest.raises(ValueError, match=r"xpu:0.*fill a CPU tensor and move it"):
             fit.uniform_(t, seed=0)
 
 

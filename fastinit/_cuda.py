@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 
 from ._dtypes import DTYPES
-from ._kernels import BLOCK_FUNCTIONS, STORE_FUNCTIONS, _row_start, elements_per_block
+from ._kernels import BLOCK_FUNCTIONS, STORE_FUNCTIONS, _row_start, elements_per_block, kernel_params
 from ._target import Target
 from ._validate import check_box, check_dtype
 
@@ -268,7 +268,7 @@ def launch(target: DeviceTarget, fill: int, k: tuple, params: Sequence[float]) -
     """Queue the kernel for ``fill`` on ``target``'s stream with up to six float64 ``params``."""
     if target.size == 0:
         return
-    p = [float(x) for x in params] + [0.0] * (6 - len(params))
+    p = kernel_params(params)
     per = elements_per_block(target.storage)
     blocks_per_row = (target.row_len + per - 2) // per + 1  # blocks a row of row_len can touch
     # a box with no lead dims is one row: one lead dim of extent 1 keeps the tuples typed

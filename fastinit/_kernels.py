@@ -61,6 +61,11 @@ _LOW32 = np.int64(0xFFFFFFFF)
 _BLOCKS_PER_HI = np.int64(1) << np.int64(32)
 
 
+def kernel_params(params) -> list[float]:
+    """The six float64 parameters every driver takes (CPU and CUDA): ``params`` padded with zeros."""
+    return [float(x) for x in params] + [0.0] * (6 - len(params))
+
+
 def elements_per_block(store):
     """Elements per Philox block: 2 for float64, 4 otherwise."""
     return 2 if store == F64 else 4

@@ -40,7 +40,7 @@ def launch(target: Target, fill: int, k: tuple, params: Sequence[float]) -> None
     """Run the kernel for ``fill`` on ``target`` with up to six float64 ``params``."""
     if target.size == 0:
         return
-    p = [float(x) for x in params] + [0.0] * (6 - len(params))
+    p = _kernels.kernel_params(params)
     kernel = _kernels.box_filler(fill, target.storage, target.size >= SERIAL_BELOW)
     advise_huge_pages(target.flat)  # opt-in: fresh memory faults in 2 MiB at a time (fastinit._memory)
     with _LAUNCH_LOCK:

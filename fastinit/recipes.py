@@ -51,6 +51,7 @@ Examples:
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
 import re
@@ -120,17 +121,6 @@ def _width(shapes: Shapes, patterns: Sequence[str], given: int | None, option: s
     raise ValueError(f"{recipe}: no {' or '.join(patterns)} to read the model width from; pass {option}=")
 
 
-def _lazy(compute: Callable[[], float]) -> Callable[[], float]:
-    """``compute`` run once, when a rule first needs it (a width or depth the model may not have)."""
-    cache: list[float] = []
-
-    def value() -> float:
-        if not cache:
-            cache.append(compute())
-        return cache[0]
-    return value
-
-
 def _norms_and_biases(norm: SchemeRule = ONES) -> _Rules:
     return [(r".*norm[^.]*\.(?:weight|scale|g)|.*layer_norm_weight", _const(norm)),
             (r".*(?:\.|_)bias", _const(ZEROS))]
@@ -142,8 +132,9 @@ def _torchtitan_llama3(shapes: Shapes, *, depth_init: bool = True, n_layers: int
     if not isinstance(depth_init, bool):
         raise TypeError(f"depth_init must be True or False, got {depth_init!r}")
     name = "torchtitan-llama3"
-    layers = _lazy(lambda: _layers(shapes, r"layers\." + _LAYER, n_layers, "n_layers", name))
-    width = _lazy(lambda: _width(shapes, (r"tok_embeddings\.weight", r"(?:output|lm_head)\.weight"), dim, "dim", name))
+    layers = functools.cache(lambda: _layers(shapes, r"layers\." + _LAYER, n_layers, "n_layers", name))
+    width = functools.cache(lambda: _width(shapes, (r"tok_embeddings\.weight", r"(?:output|lm_head)\.weight"), dim,
+                                           "dim", name))
 
     def scaled(match: re.Match, shape: tuple[int, ...]) -> SchemeRule:
         depth = int(match.group("layer")) + 1 if depth_init else layers()
@@ -169,7 +160,7 @@ def _megatron(shapes: Shapes, *, init_method_std: float = 0.02, num_layers: int 
                                                                      embedding_init_method_std)
     if not isinstance(zero_centered_gamma, bool):
         raise TypeError(f"zero_centered_gamma must be True or False, got {zero_centered_gamma!r}")
-    layers = _lazy(lambda: _layers(shapes, r"layers\." + _LAYER, num_layers, "num_layers", "megatron"))
+    layers = functools.cache(lambda: _layers(shapes, r"layers\." + _LAYER, num_layers, "num_layers", "megatron"))
     block = r"layers\." + _LAYER + r"\."
     return [
         (r"embedding\.(?:word|position)_embeddings\.weight", _const(_normal(embedding))),
@@ -194,8 +185,8 @@ def _olmo_core(shapes: Shapes, *, init_method: str = "normal", init_std: float =
     std = _std("init_std", init_std)
     embedding = std if embedding_init_std is None else _std("embedding_init_std", embedding_init_std)
     scale = None if embed_scale is None else _std("embed_scale", embed_scale)
-    layers = _lazy(lambda: _layers(shapes, r"blocks\." + _LAYER, n_layers, "n_layers", "olmo-core"))
-    width = _lazy(lambda: _width(shapes, (r"embeddings\.weight", r"lm_head\.w_out\.weight"), d_model,
+    layers = functools.cache(lambda: _layers(shapes, r"blocks\." + _LAYER, n_layers, "n_layers", "olmo-core"))
+    width = functools.cache(lambda: _width(shapes, (r"embeddings\.weight", r"lm_head\.w_out\.weight"), d_model,
                                  "d_model", "olmo-core"))
 
     def residual(match: re.Match, shape: tuple[int, ...]) -> SchemeRule:
@@ -261,9 +252,10 @@ def _gpt_neox(shapes: Shapes, *, init_method: str = "small_init", output_layer_i
     methods = (check_choice("init_method", init_method, _NEOX_METHODS),
                check_choice("output_layer_init_method", output_layer_init_method, _NEOX_METHODS))
     sigma = _std("init_method_std", init_method_std)
-    layers = _lazy(lambda: _layers(shapes, r"layers\." + _LAYER, num_layers, "num_layers", "gpt-neox"))
-    width = _lazy(lambda: _width(shapes, (r"(?:embed_in|word_embeddings)\.weight", r"(?:embed_out|lm_head|final_linear)"
-                                          r"\.weight"), hidden_size, "hidden_size", "gpt-neox"))
+    layers = functools.cache(lambda: _layers(shapes, r"layers\." + _LAYER, num_layers, "num_layers", "gpt-neox"))
+    width = functools.cache(lambda: _width(shapes, (r"(?:embed_in|word_embeddings)\.weight",
+                                                    r"(?:embed_out|lm_head|final_linear)\.weight"),
+                                           hidden_size, "hidden_size", "gpt-neox"))
 
     def method(which: int) -> Callable[[re.Match, tuple[int, ...]], SchemeRule]:
         def rule(match: re.Match, shape: tuple[int, ...]) -> SchemeRule:

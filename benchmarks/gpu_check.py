@@ -16,7 +16,9 @@ Sections (each reports its own error and the run goes on):
    best of 5 by CUDA events;
 4. ``llama``: a Llama-3.2-1B-shaped module (1.24 G parameters, float32, tied embeddings) made on
    the GPU by ``to_empty``: ``fastinit.torch.init_module`` against torch's ``reset_parameters``
-   of every module, and its parameters against ``init_module`` of the same module on the CPU.
+   of every module, and its parameters against ``init_module`` of the same module on the CPU;
+5. ``jax``: ``fastinit.jax`` initializers on a JAX GPU device (filled in its memory, handed to JAX
+   by DLPack) against the host path's bits, and their time beside ``jax.nn.initializers``.
 
 The targets: equal bits everywhere; ``normal_`` at least as fast as ``torch.randn`` and at least
 half the copy's rate.
@@ -247,8 +249,39 @@ def section_llama(small: bool) -> dict:
     return results
 
 
+def section_jax(small: bool) -> dict:
+    """fastinit.jax initializers on a JAX GPU device (filled there, handed over by DLPack) against the
+    host path's bits, and their time beside ``jax.nn.initializers``."""
+    import jax
+
+    import fastinit.jax as fij
+
+    gpus = [d for d in jax.devices() if d.platform == "gpu"]
+    if not gpus:
+        return {"skipped": "no JAX GPU device (install jax[cuda12])"}
+    shape = (512, 256) if small else (8192, 8192)
+    results: dict = {"filled on the GPU": fij._fills_on(gpus[0])}
+    for factory, dtype in (("he_normal", "float32"), ("glorot_uniform", "bfloat16"), ("normal", "float16")):
+        on_gpu = getattr(fij, factory)()(jax.random.key(1), shape, dtype)
+        with jax.default_device(jax.devices("cpu")[0]):
+            on_host = getattr(fij, factory)()(jax.random.key(1), shape, dtype)
+        results[f"{factory} {dtype} on {next(iter(on_gpu.devices()))}"] = bool(
+            np.array_equal(np.asarray(on_gpu).view(np.uint8), np.asarray(on_host).view(np.uint8)))
+        ours = getattr(fij, factory)()
+        theirs = getattr(jax.nn.initializers, factory)()
+
+        def timed(init, dtype=dtype):
+            jax.block_until_ready(init(jax.random.key(2), shape, dtype))
+            t0 = time.perf_counter()
+            jax.block_until_ready(init(jax.random.key(3), shape, dtype))
+            return round(time.perf_counter() - t0, 4)
+
+        results[f"{factory} {dtype} s (fastinit, jax)"] = (timed(ours), timed(theirs))
+    return results
+
+
 SECTIONS = {"compile": section_compile, "equal": section_equal, "throughput": section_throughput,
-            "llama": section_llama}
+            "llama": section_llama, "jax": section_jax}
 
 
 def main() -> int:
@@ -267,8 +300,8 @@ def main() -> int:
                               "fastinit": fi.__version__}
     failed = False
     for name in args.sections.split(","):
-        if SIMULATED and name in ("throughput", "llama"):
-            report[name] = "skipped: needs torch on a GPU"
+        if SIMULATED and name in ("throughput", "llama", "jax"):
+            report[name] = "skipped: needs a GPU"
             continue
         t0 = time.perf_counter()
         try:

@@ -53,7 +53,7 @@ from numba import cuda
 from numba.cuda.core import config as _cuda_config
 from numba.cuda.core import errors as _cuda_errors
 
-__all__ = ["DeviceArray", "DeviceTarget", "box_kernel", "inexact_ptx", "launch"]
+__all__ = ["DeviceArray", "DeviceTarget", "box_kernel", "empty", "inexact_ptx", "launch", "synchronize"]
 
 SIMULATOR: bool = bool(_cuda_config.ENABLE_CUDASIM)
 
@@ -330,3 +330,19 @@ class DeviceArray:
         bits = np.asarray(np.asarray(value).astype(self.dtype)).view(storage)
         with _on_device(self.ordinal):
             _device_view(self.pointer, self.size, storage, self).reshape(self.shape)[key] = bits
+
+
+def empty(shape: Sequence[int], dtype: Any, ordinal: int | None = None) -> DeviceArray:
+    """A new C-contiguous ``DeviceArray`` of ``shape`` and ``dtype`` in the memory of GPU
+    ``ordinal`` (None: the current one), from numba-cuda's allocator (host memory in the simulator)."""
+    dtype = np.dtype(dtype)
+    with _on_device(ordinal):
+        buffer = cuda.device_array(max(1, math.prod(shape) * dtype.itemsize), np.uint8)
+    interface = buffer.__array_interface__ if SIMULATOR else buffer.__cuda_array_interface__
+    return DeviceArray(interface["data"][0], shape, dtype, ordinal=ordinal, owner=buffer)
+
+
+def synchronize(ordinal: int | None = None) -> None:
+    """Wait for the work queued on GPU ``ordinal`` (None: the current one)."""
+    with _on_device(ordinal):
+        cuda.synchronize()

@@ -9,8 +9,9 @@ are the float32 value rounded to nearest-even (bounds first rounded inward to th
 float64 values use 53-bit uniforms.
 
 ``out`` may also be an array in GPU memory: any object with ``__cuda_array_interface__`` (CuPy,
-Numba device arrays), filled in place by the same kernels compiled for CUDA (``fastinit._cuda``,
-with the ``cuda`` extra), with the same values.
+Numba device arrays) or a DLPack producer on a CUDA device (``__dlpack__``), filled in place by
+the same kernels compiled for CUDA (``fastinit._cuda``, with the ``cuda`` extra), with the same
+values.
 """
 
 from __future__ import annotations
@@ -43,11 +44,22 @@ def _f32(x: float) -> float:
 
 def make_target(out: Any, accepted: Sequence[str], global_shape: Any, offset: Any) -> Target:
     """``out`` as a kernel target: a NumPy array, or an array in GPU memory (an object with
-    ``__cuda_array_interface__``; importing ``fastinit._cuda`` needs numba-cuda)."""
-    if hasattr(out, "__cuda_array_interface__") and not isinstance(out, np.ndarray):
-        from ._cuda import DeviceTarget
+    ``__cuda_array_interface__``, or a DLPack producer on a CUDA device, read through
+    ``fastinit._dlpack`` and filled on the legacy default stream; importing ``fastinit._cuda``
+    needs numba-cuda)."""
+    if not isinstance(out, np.ndarray):
+        if hasattr(out, "__cuda_array_interface__"):
+            from ._cuda import DeviceTarget
 
-        return DeviceTarget(out, accepted, global_shape, offset)
+            return DeviceTarget(out, accepted, global_shape, offset)
+        if hasattr(out, "__dlpack_device__"):
+            from . import _dlpack
+
+            if (_dlpack.dlpack_device(out) or (0, 0))[0] in (_dlpack.CUDA, _dlpack.CUDA_MANAGED):
+                from ._cuda import DeviceTarget
+
+                device_array = _dlpack.consume(out, stream=_dlpack.LEGACY_DEFAULT_STREAM)
+                return DeviceTarget(device_array, accepted, global_shape, offset)
     return Target(out, accepted, global_shape, offset)
 
 

@@ -58,6 +58,7 @@ Examples:
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import inspect
 import math
 from collections.abc import Callable, Sequence
@@ -172,20 +173,61 @@ _Fill = Callable[[int, tuple[int, ...], tuple[int, ...]], np.ndarray]
 """``fill(seed, offset, extent)``: the box of ``extent`` at ``offset`` of a global tensor, drawn from ``seed``."""
 
 
+_FillInto = Callable[[Any, int, tuple[int, ...]], Any]
+"""``fill_into(out, seed, offset)``: the box of ``out.shape`` at ``offset`` written into ``out`` (any array
+a fastinit fill takes: NumPy, or GPU memory)."""
+
+
 @dataclass(frozen=True)
 class _Values:
     """The values of one initializer call (shape, dtype and hyperparameters fixed): ``fill`` draws any
-    box of the global tensor, or, for a ``whole_tensor`` scheme (a QR factorization), only the whole."""
+    box of the global tensor, or, for a ``whole_tensor`` scheme (a QR factorization), only the whole;
+    ``fill_into`` writes a box into a given array, where the values are not computed on the host."""
 
     fill: _Fill
     whole_tensor: bool = False
+    fill_into: _FillInto | None = None
 
 
 def _box_fill(scheme: Any, shape: tuple[int, ...], dtype: np.dtype, name: str, **params: Any) -> _Values:
     """A registered scheme (a name, fastinit function or convention) filling boxes of the global ``shape``."""
     filler = lookup(scheme)
-    return _Values(lambda seed, offset, extent: filler.fill(np.empty(extent, dtype), seed=seed, name=name,
-                                                             global_shape=shape, offset=offset, **params))
+
+    def fill_into(out: Any, seed: int, offset: tuple[int, ...]) -> Any:
+        return filler.fill(out, seed=seed, name=name, global_shape=shape, offset=offset, **params)
+
+    return _Values(lambda seed, offset, extent: fill_into(np.empty(extent, dtype), seed, offset), fill_into=fill_into)
+
+
+def _fills_on(device: Any) -> bool:
+    """Whether fastinit fills ``device``'s arrays on the device itself: a CUDA GPU, with numba-cuda."""
+    if getattr(device, "platform", None) != "gpu" or importlib.util.find_spec("numba_cuda") is None:
+        return False
+    from numba import cuda
+
+    return bool(cuda.is_available())
+
+
+def _filled_on(device: Any, extent: tuple[int, ...], dtype: np.dtype, fill_into: _FillInto, seed: int,
+               offset: tuple[int, ...]) -> jax.Array:
+    """The box at ``offset`` filled in ``device``'s memory by fastinit's CUDA kernels and handed to JAX
+    through DLPack, without a copy: no host memory, no transfer."""
+    from . import _cuda, _dlpack
+
+    ordinal = None if _cuda.SIMULATOR else device.local_hardware_id  # the simulator has one GPU
+    array = _cuda.empty(extent, dtype, ordinal)
+    fill_into(array, seed, offset)
+    _cuda.synchronize(ordinal)  # the export is ready on every stream
+    device_type = _dlpack.CPU if _cuda.SIMULATOR else _dlpack.CUDA
+    return jax.dlpack.from_dlpack(_dlpack.Exported(array, array.owner, device_type), device=device)
+
+
+def _default_device() -> Any:
+    """The device ``jnp.asarray`` places a new array on."""
+    chosen = getattr(jax.config, "jax_default_device", None)  # jax.default_device(...), or None
+    if isinstance(chosen, str):
+        return jax.devices(chosen)[0]
+    return chosen if chosen is not None else jax.devices()[0]
 
 
 def _out_sharding(out_sharding: Any, shape: tuple[int, ...]) -> jax.sharding.Sharding | None:
@@ -216,11 +258,11 @@ def _as_sharding(out_sharding: Any) -> jax.sharding.Sharding:
                     f"PartitionSpec under jax.set_mesh, a jax.Device or None, got {type(out_sharding).__name__}")
 
 
-def _shard_filled(shape: tuple[int, ...], dtype: np.dtype, sharding: jax.sharding.Sharding,
-                  fill_box: Callable[[tuple[int, ...], tuple[int, ...]], np.ndarray]) -> jax.Array:
-    """The array of ``sharding`` whose every addressable shard is ``fill_box(offset, extent)``: each
-    distinct shard filled once on the host, copied to the devices that hold it, and released before
-    the next is filled (host memory: one shard)."""
+def _shard_filled(shape: tuple[int, ...], dtype: np.dtype, sharding: jax.sharding.Sharding, values: _Values,
+                  seed: int) -> jax.Array:
+    """The array of ``sharding`` whose every addressable shard is its box of ``values``: on a CUDA GPU
+    filled in the GPU's memory (``_filled_on``); elsewhere each distinct shard filled once on the host,
+    copied to the devices that hold it, and released before the next is filled (host memory: one shard)."""
     devices_of: dict[tuple[tuple[int, int], ...], list] = {}
     for device, index in sharding.addressable_devices_indices_map(shape).items():
         assert index is not None  # as jax.make_array_from_callback assumes: every shard has an index
@@ -228,9 +270,14 @@ def _shard_filled(shape: tuple[int, ...], dtype: np.dtype, sharding: jax.shardin
         devices_of.setdefault(bounds, []).append(device)
     shards: list[jax.Array] = []
     for bounds, devices in devices_of.items():
-        host = fill_box(tuple(lo for lo, _ in bounds), tuple(hi - lo for lo, hi in bounds))
-        shards += jax.block_until_ready([jax.device_put(host, device) for device in devices])
-        del host
+        offset, extent = tuple(lo for lo, _ in bounds), tuple(hi - lo for lo, hi in bounds)
+        fill_into = values.fill_into
+        on_gpu = [d for d in devices if fill_into is not None and _fills_on(d)]
+        shards += [_filled_on(d, extent, dtype, fill_into, seed, offset) for d in on_gpu]  # type: ignore[arg-type]
+        if len(on_gpu) < len(devices):
+            host = values.fill(seed, offset, extent)
+            shards += jax.block_until_ready([jax.device_put(host, d) for d in devices if d not in on_gpu])
+            del host
     return jax.make_array_from_single_device_arrays(shape, sharding, shards, dtype=dtype)
 
 
@@ -255,16 +302,22 @@ def _run(key, shape: tuple[int, ...], dtype: np.dtype, values: _Values,
          sharding: jax.sharding.Sharding | None = None) -> jax.Array:
     """The values drawn from ``key``: with a concrete key and a ``sharding``, outside ``jit``, shard by
     shard (see ``_shard_filled``) unless the scheme needs the whole tensor; otherwise the whole tensor
-    (a traced key: in a host callback). The caller places the result on ``sharding``."""
+    (a traced key: in a host callback); on a CUDA GPU filled in its memory (``_filled_on``). The caller
+    places the result on ``sharding``."""
     words = _key_words(key)
     origin = (0,) * len(shape)
     if isinstance(words, jax.core.Tracer):
         return jax.pure_callback(lambda w: values.fill(seed_of_key(w), origin, shape),
                                  jax.ShapeDtypeStruct(shape, dtype), words, vmap_method="sequential")
     seed = words if isinstance(words, int) else seed_of_key(np.asarray(words))
-    if sharding is None or values.whole_tensor or _tracing():
+    if values.whole_tensor or _tracing():
         return jnp.asarray(values.fill(seed, origin, shape))
-    return _shard_filled(shape, dtype, sharding, lambda offset, extent: values.fill(seed, offset, extent))
+    if sharding is not None:
+        return _shard_filled(shape, dtype, sharding, values, seed)
+    device = _default_device()
+    if values.fill_into is not None and _fills_on(device):
+        return _filled_on(device, shape, dtype, values.fill_into, seed, origin)
+    return jnp.asarray(values.fill(seed, origin, shape))
 
 
 def jax_fans(shape: tuple[int, ...], in_axis: Any = -2, out_axis: Any = -1,

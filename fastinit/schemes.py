@@ -595,13 +595,13 @@ def constant_(out: np.ndarray, val: float, *, global_shape: Sequence[int] | None
         [0.5, 0.5, 0.5]
     """
     val = check_real("val", val)
-    make_target(out, FLOAT_NAMES, global_shape, offset)
+    target = make_target(out, FLOAT_NAMES, global_shape, offset)
     with np.errstate(over="ignore"):
-        stored = np.array(val).astype(out.dtype)
+        stored = np.array(val).astype(target.dtype)
     if not np.isfinite(stored.astype(np.float64)):
-        raise ValueError(f"val={val} overflows {out.dtype.name} (its largest finite value is "
-                         f"{DTYPES[out.dtype.name].finite_max:g})")
-    out[...] = val
+        raise ValueError(f"val={val} overflows {target.dtype.name} (its largest finite value is "
+                         f"{DTYPES[target.dtype.name].finite_max:g})")
+    target.out[...] = val
     return out
 
 

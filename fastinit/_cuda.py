@@ -35,7 +35,7 @@ import math
 import re
 import warnings
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -262,6 +262,15 @@ class DeviceTarget(Target):
     @property
     def size(self) -> int:
         return math.prod(self.shape)
+
+    def copy_from_host(self, host: np.ndarray) -> None:
+        """Copy ``host`` (the box's values, in ``self.dtype``) into the array, queued on its stream."""
+        bits = np.ascontiguousarray(host).reshape(-1).view(self.flat.dtype)
+        if SIMULATOR or bits.size == 0:  # the view is host memory
+            self.flat[...] = bits
+            return
+        with _on_device(self.ordinal):
+            cast(Any, self.flat).copy_to_device(bits, stream=self.stream)  # a Numba device array
 
 
 def launch(target: DeviceTarget, fill: int, k: tuple, params: Sequence[float]) -> None:

@@ -47,20 +47,29 @@ def make_target(out: Any, accepted: Sequence[str], global_shape: Any, offset: An
     ``__cuda_array_interface__``, or a DLPack producer on a CUDA device, read through
     ``fastinit._dlpack`` and filled on the legacy default stream; importing ``fastinit._cuda``
     needs numba-cuda)."""
-    if not isinstance(out, np.ndarray):
-        if hasattr(out, "__cuda_array_interface__"):
-            from ._cuda import DeviceTarget
+    if not in_gpu_memory(out):
+        return Target(out, accepted, global_shape, offset)
+    from ._cuda import DeviceTarget
 
-            return DeviceTarget(out, accepted, global_shape, offset)
-        if hasattr(out, "__dlpack_device__"):
-            from . import _dlpack
+    if not hasattr(out, "__cuda_array_interface__"):
+        from . import _dlpack
 
-            if (_dlpack.dlpack_device(out) or (0, 0))[0] in (_dlpack.CUDA, _dlpack.CUDA_MANAGED):
-                from ._cuda import DeviceTarget
+        out = _dlpack.consume(out, stream=_dlpack.LEGACY_DEFAULT_STREAM)
+    return DeviceTarget(out, accepted, global_shape, offset)
 
-                device_array = _dlpack.consume(out, stream=_dlpack.LEGACY_DEFAULT_STREAM)
-                return DeviceTarget(device_array, accepted, global_shape, offset)
-    return Target(out, accepted, global_shape, offset)
+
+def in_gpu_memory(out: Any) -> bool:
+    """Whether ``out`` is GPU memory the fills take: ``__cuda_array_interface__``, or a DLPack
+    producer on a CUDA device."""
+    if isinstance(out, np.ndarray):
+        return False
+    if hasattr(out, "__cuda_array_interface__"):
+        return True
+    if not hasattr(out, "__dlpack_device__"):
+        return False
+    from . import _dlpack
+
+    return (_dlpack.dlpack_device(out) or (0, 0))[0] in (_dlpack.CUDA, _dlpack.CUDA_MANAGED)
 
 
 def _launch(target: Target, fill: int, k: tuple, params: Sequence[float]) -> None:

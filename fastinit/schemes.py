@@ -17,9 +17,9 @@ import operator
 import os
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import FrameType
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar, cast
 
 import numpy as np
 
@@ -27,7 +27,7 @@ from ._dtypes import DTYPES, FLOAT_NAMES
 from ._streams import concrete_seed
 from ._target import Target
 from ._validate import check_choice, check_name, check_positive_int, check_real, check_shape
-from .distributions import make_target, normal_, random_bits_, trunc_normal_, uniform_
+from .distributions import in_gpu_memory, make_target, normal_, random_bits_, trunc_normal_, uniform_
 
 __all__ = [
     "calculate_gain", "compute_fans", "variance_scaling_",
@@ -324,6 +324,27 @@ he_normal_ = kaiming_normal_
 
 
 # ------------------------------------------------------------------- structured schemes
+_Scheme = TypeVar("_Scheme", bound=Callable[..., Any])
+
+
+def _computed_on_host(scheme: _Scheme) -> _Scheme:
+    """``scheme`` (one computing its values on the host: a QR factorization, index sets) taking GPU
+    arrays too: the box's values computed into a host array, then copied into the GPU array on its
+    stream. NumPy arrays go straight to ``scheme``."""
+
+    @functools.wraps(scheme)
+    def on_any_array(out, *args, global_shape=None, offset=None, **kwargs):
+        if not in_gpu_memory(out):
+            return scheme(out, *args, global_shape=global_shape, offset=offset, **kwargs)
+        target = make_target(out, FLOAT_NAMES, global_shape, offset)
+        host = np.empty(target.shape, target.dtype)
+        scheme(host, *args, global_shape=target.global_shape, offset=target.offset, **kwargs)
+        target.copy_from_host(host)
+        return out
+
+    return cast(_Scheme, on_any_array)
+
+
 def _store(target: Target, full_or_box: np.ndarray) -> None:
     """Write float64 values into ``out`` the way the fills do: via float32 for 16-bit dtypes."""
     values = full_or_box.astype(np.float32) if target.dtype.itemsize == 2 else full_or_box
@@ -386,6 +407,7 @@ def _orthogonal_target(out, gain, layout, global_shape, offset, scheme: str):
     return gain, _target(out, global_shape, offset, scheme)
 
 
+@_computed_on_host
 def orthogonal_(out: np.ndarray, gain: float = 1.0, *, layout: Layout = "torch", seed: int | None = None,
                 name: str = "", global_shape: Sequence[int] | None = None,
                 offset: Sequence[int] | None = None) -> np.ndarray:
@@ -411,6 +433,7 @@ def orthogonal_(out: np.ndarray, gain: float = 1.0, *, layout: Layout = "torch",
     return out
 
 
+@_computed_on_host
 def delta_orthogonal_(out: np.ndarray, gain: float = 1.0, *, layout: Layout = "torch", seed: int | None = None,
                       name: str = "", global_shape: Sequence[int] | None = None,
                       offset: Sequence[int] | None = None) -> np.ndarray:
@@ -437,6 +460,7 @@ def delta_orthogonal_(out: np.ndarray, gain: float = 1.0, *, layout: Layout = "t
 _SPARSE_BLOCK = 1 << 21  # rank elements per pass of sparse_
 
 
+@_computed_on_host
 def sparse_(out: np.ndarray, sparsity: float, std: float = 0.01, *, seed: int | None = None, name: str = "",
             global_shape: Sequence[int] | None = None, offset: Sequence[int] | None = None) -> np.ndarray:
     """Martens (2010) sparse initialization of a 2-d ``(rows, cols)`` weight: N(0, std**2) with exactly
@@ -537,6 +561,7 @@ def _set_ones(target: Target, scheme: str, positions) -> np.ndarray:
     return out
 
 
+@_computed_on_host
 def eye_(out: np.ndarray, *, global_shape: Sequence[int] | None = None,
          offset: Sequence[int] | None = None) -> np.ndarray:
     """The identity matrix (ones where row == column) for a 2-d weight; no randomness.
@@ -556,6 +581,7 @@ def eye_(out: np.ndarray, *, global_shape: Sequence[int] | None = None,
     return _set_ones(target, "eye_", np.stack([diag, diag], axis=1))
 
 
+@_computed_on_host
 def dirac_(out: np.ndarray, groups: int = 1, *, global_shape: Sequence[int] | None = None,
            offset: Sequence[int] | None = None) -> np.ndarray:
     """The Dirac delta of torch's ``dirac_``: a convolution that preserves its input channels.

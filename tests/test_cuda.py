@@ -94,6 +94,22 @@ def _bad_inputs():
     ]
 
 
+#: schemes computed on the host and copied into GPU arrays: label -> (scheme, args, global_shape, shape, offset)
+STRUCTURED = {
+    "orthogonal": ("orthogonal_", (0.5,), (12, 20), (5, 8), (3, 4)),
+    "delta_orthogonal": ("delta_orthogonal_", (), (8, 4, 3, 3), (8, 4, 3, 3), (0, 0, 0, 0)),
+    "sparse": ("sparse_", (0.3,), (40, 12), (16, 12), (10, 0)),
+    "eye": ("eye_", (), (6, 9), (4, 5), (1, 2)),
+    "dirac": ("dirac_", (2,), (8, 4, 3, 3), (8, 4, 3, 3), (0, 0, 0, 0)),
+}
+
+
+def structured_case(out, label):
+    scheme, args, global_shape, _, offset = STRUCTURED[label]
+    seeded = {} if scheme in ("eye_", "dirac_") else {"seed": 4, "name": "w." + label}
+    return getattr(fi, scheme)(out, *args, **seeded, global_shape=global_shape, offset=offset)
+
+
 def _device_arrays():
     """``DeviceArray`` (what ``fastinit.torch`` hands CUDA tensors over as) filled, reshaped and
     assigned to in the simulator: label -> bits."""
@@ -125,6 +141,11 @@ def simulate(path: str) -> None:
     empty = np.zeros((0, 3), np.float32)
     fi.normal_(HostCudaArray(empty), seed=0)
     filled.update(_device_arrays())
+    for label, (_, _, _, shape, _) in STRUCTURED.items():
+        for dtype in (np.float32, ml_dtypes.bfloat16):
+            host = np.full(shape, 7, dtype)
+            structured_case(HostCudaArray(host), label)
+            filled[f"structured-{label}-{np.dtype(dtype).name}"] = host.view(np.uint8)
     errors = {}
     for label, call in _bad_inputs():
         try:
@@ -168,6 +189,13 @@ def test_simulated_device_array(simulated):
     assert np.array_equal(filled["device-array-constant"], third.view(np.uint8))
     third[1:3] = np.arange(20).reshape(2, 10)
     assert np.array_equal(filled["device-array-rows"], third.view(np.uint8))
+
+
+@pytest.mark.parametrize("label", sorted(STRUCTURED))
+@pytest.mark.parametrize("dtype", [np.float32, ml_dtypes.bfloat16], ids=["float32", "bfloat16"])
+def test_simulated_structured_schemes_equal_cpu_bits(simulated, label, dtype):
+    expected = structured_case(np.full(STRUCTURED[label][3], 7, dtype), label)
+    assert np.array_equal(simulated[0][f"structured-{label}-{np.dtype(dtype).name}"], expected.view(np.uint8))
 
 
 @pytest.mark.parametrize("box, crossed", [(BOXES[3], 2**33), (BOXES[4], 2**34)])

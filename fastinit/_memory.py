@@ -8,11 +8,15 @@ whole huge pages inside the array are advised, so no page extends past it and RS
 array's size. Elsewhere (another OS, THP disabled, a file-backed memmap), the call is a no-op and
 nothing changes: the values never depend on it.
 
-The advice is off unless ``FASTINIT_HUGE_PAGES=1`` is in the environment (read at import). Where
-``/sys/kernel/mm/transparent_hugepage/defrag`` is ``madvise`` (a common default), an advised fault
-compacts memory synchronously to find a free huge page; on the development VM that made fills
-into fresh memory 10-50x slower than plain 4 KiB faults (``benchmarks/test_fresh_memory.py``).
-Turn it on where huge pages are cheap to get (``defrag`` set to ``defer``, memory not fragmented).
+Whether to advise: ``FASTINIT_HUGE_PAGES=1`` always, ``FASTINIT_HUGE_PAGES=0`` never (read at
+import); unset, only where an advised fault cannot stall, that is where
+``/sys/kernel/mm/transparent_hugepage/defrag`` is ``defer`` or ``never`` (``huge_pages_by_default``):
+a fault then takes a free huge page or falls back to 4 KiB pages, and never compacts memory
+synchronously. Where it is ``madvise`` (a common default), ``defer+madvise`` or ``always``, an
+advised fault compacts memory to find a huge page; on the development VM that made fills into
+fresh memory anything from 1.6x faster (``materialize`` of a 1.24 G-parameter model) to 10-50x
+slower than with 4 KiB faults, depending on how fragmented memory was (``docs/performance.md``),
+so there it is the user's call.
 """
 
 from __future__ import annotations
@@ -26,7 +30,35 @@ import numpy as np
 
 HUGE_PAGE = 2 << 20
 MADV_HUGEPAGE = 14
-ENABLED = os.environ.get("FASTINIT_HUGE_PAGES", "0") == "1"
+DEFRAG = "/sys/kernel/mm/transparent_hugepage/defrag"
+
+
+def huge_pages_by_default(defrag: str | None) -> bool:
+    """Whether to advise huge pages without being asked, given the text of ``DEFRAG`` (None: no such
+    file): only where the selected mode (in brackets) never compacts on an advised fault.
+
+    Examples:
+        >>> huge_pages_by_default("always defer [defer+madvise] madvise never")
+        False
+        >>> huge_pages_by_default("always [defer] defer+madvise madvise never")
+        True
+    """
+    if defrag is None or "[" not in defrag:
+        return False
+    return defrag[defrag.index("[") + 1:defrag.index("]")] in ("defer", "never")
+
+
+def _read_defrag() -> str | None:
+    try:
+        with open(DEFRAG) as f:
+            return f.read()
+    except OSError:
+        return None
+
+
+_CHOICE = os.environ.get("FASTINIT_HUGE_PAGES", "")
+ENABLED = _CHOICE == "1" or (_CHOICE != "0" and sys.platform.startswith("linux")
+                             and huge_pages_by_default(_read_defrag()))
 
 
 @functools.cache

@@ -1,6 +1,8 @@
 """No temporaries proportional to the array: peak RSS grows by at most the output + 64 MiB."""
 
 import os
+import subprocess
+import sys
 
 import pytest
 from conftest import run_python
@@ -47,3 +49,15 @@ def test_peak_rss_is_output_plus_bounded_slack(case):
                                                         small=small)).split())
     assert nbytes >= 128 * MIB
     assert growth <= nbytes + SLACK, f"peak RSS grew {growth / MIB:.0f} MiB for {nbytes / MIB:.0f} MiB"
+
+
+@pytest.mark.parametrize("choice", ["0", "1", None])
+def test_huge_page_advice_follows_the_environment_or_the_defrag_mode(choice):
+    env = {k: v for k, v in os.environ.items() if k != "FASTINIT_HUGE_PAGES"}
+    if choice is not None:
+        env["FASTINIT_HUGE_PAGES"] = choice
+    code = ("import sys, fastinit._memory as m; linux = sys.platform.startswith('linux'); "
+            "print(m.ENABLED, linux and m.huge_pages_by_default(m._read_defrag()))")
+    enabled, by_default = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                                         check=True).stdout.split()
+    assert enabled == {"0": "False", "1": "True", None: by_default}[choice]

@@ -643,6 +643,9 @@ def sparse_(tensor: torch.Tensor, sparsity: float, std: float = 0.01, generator:
 
     def run(array: np.ndarray, box_shape: Box, box_offset: Box) -> None:  # the real view: (rows, cols, 2)
         assert box_shape is not None and box_offset is not None
+        if D.in_gpu_memory(array):  # the zeros are chosen on the host
+            S.fill_on_host(array, box_shape, box_offset, run)
+            return
         D.normal_(array, 0.0, std / math.sqrt(2), seed=seed, name=name, global_shape=box_shape, offset=box_offset)
         S.sparse_zeros_(array, box_shape[:2], box_offset[:2], zeros, seed, name)
 

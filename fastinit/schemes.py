@@ -19,7 +19,7 @@ import sys
 import warnings
 from collections.abc import Callable, Sequence
 from types import FrameType
-from typing import Any, Literal, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
 import numpy as np
 
@@ -28,6 +28,9 @@ from ._streams import concrete_seed
 from ._target import Target
 from ._validate import check_choice, check_name, check_positive_int, check_real, check_shape
 from .distributions import in_gpu_memory, make_target, normal_, random_bits_, trunc_normal_, uniform_
+
+if TYPE_CHECKING:
+    from ._cuda import DeviceTarget
 
 __all__ = [
     "calculate_gain", "compute_fans", "variance_scaling_",
@@ -327,19 +330,25 @@ he_normal_ = kaiming_normal_
 _Scheme = TypeVar("_Scheme", bound=Callable[..., Any])
 
 
+def fill_on_host(out: Any, global_shape: Any, offset: Any, fill: Callable[[np.ndarray, tuple, tuple], Any]) -> None:
+    """``fill(host, global_shape, offset)`` on a host array of GPU array ``out``'s box (a fill that
+    computes on the host), then the host array copied into ``out`` on its stream."""
+    target = cast("DeviceTarget", make_target(out, FLOAT_NAMES, global_shape, offset))
+    host = np.empty(target.shape, target.dtype)
+    fill(host, target.global_shape, target.offset)
+    target.copy_from_host(host)
+
+
 def _computed_on_host(scheme: _Scheme) -> _Scheme:
     """``scheme`` (one computing its values on the host: a QR factorization, index sets) taking GPU
-    arrays too: the box's values computed into a host array, then copied into the GPU array on its
-    stream. NumPy arrays go straight to ``scheme``."""
+    arrays too, through ``fill_on_host``. NumPy arrays go straight to ``scheme``."""
 
     @functools.wraps(scheme)
     def on_any_array(out, *args, global_shape=None, offset=None, **kwargs):
         if not in_gpu_memory(out):
             return scheme(out, *args, global_shape=global_shape, offset=offset, **kwargs)
-        target = make_target(out, FLOAT_NAMES, global_shape, offset)
-        host = np.empty(target.shape, target.dtype)
-        scheme(host, *args, global_shape=target.global_shape, offset=target.offset, **kwargs)
-        target.copy_from_host(host)
+        fill_on_host(out, global_shape, offset,
+                     lambda host, shape, at: scheme(host, *args, global_shape=shape, offset=at, **kwargs))
         return out
 
     return cast(_Scheme, on_any_array)

@@ -30,6 +30,8 @@ CASES = {
     "sparse_ f32": ("sparse_", (20, 6), "float32", {"sparsity": 0.3}),
     "eye_ bf16": ("eye_", (5, 7), "bfloat16", {}),
     "zeros_ f16": ("zeros_", (9,), "float16", {}),
+    "normal_ complex64": ("normal_", (12, 6), "complex64", {}),
+    "sparse_ complex64": ("sparse_", (12, 6), "complex64", {"sparsity": 0.3}),
 }
 
 
@@ -79,9 +81,9 @@ def test_fastinit_torch_on_simulated_cuda_tensors_equals_the_cpu(tmp_path):
     with open(path) as f:
         result = json.load(f)
     assert result["equal"] == {**dict.fromkeys(CASES, True), "init_module": True}
-    # GPU kernels: the five drawing cases and the model's five drawn tensors (embedding, two weights,
+    # GPU kernels: the six drawing cases and the model's five drawn tensors (embedding, two weights,
     # two biases); orthogonal_, sparse_ and eye_ are computed on the host and copied in, zeros_ is set
-    assert result["launches"] == 5 + 5, result["launches"]
+    assert result["launches"] == 6 + 5, result["launches"]
 
 
 if __name__ == "__main__":

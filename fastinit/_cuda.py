@@ -65,6 +65,8 @@ MAX_BLOCKS = 1 << 16
 #: (an LTO build would generate code after the check; the simulator takes neither option)
 _JIT_OPTIONS: dict = {} if SIMULATOR else {"fastmath": False, "lto": False}
 
+#: CUDA_ERROR_OUT_OF_MEMORY, the code of numba-cuda's CudaAPIError
+_OUT_OF_MEMORY = 2
 _LOW32 = np.int64(0xFFFFFFFF)
 _HIGH_SHIFT = np.int64(32)
 
@@ -225,7 +227,7 @@ class DeviceTarget(Target):
     """A GPU array as a kernel target: ``Target``'s checks on its ``__cuda_array_interface__``,
     its flat kernel view (a Numba device array), its device and the stream to fill it on."""
 
-    __slots__ = ("ordinal", "shape", "stream")
+    __slots__ = ("ordinal", "shape", "stream", "synchronous")
 
     def __init__(self, out: Any, accepted: Sequence[str], global_shape: Any, offset: Any):
         try:
@@ -253,6 +255,7 @@ class DeviceTarget(Target):
         self.storage = entry.storage
         self.shape = shape
         self.ordinal = _ordinal(out)
+        self.synchronous = isinstance(out, DeviceArray) and out.synchronous
         with _on_device(self.ordinal):  # the stream and the view belong to the array's GPU
             self.stream = _stream(interface.get("stream"))
             self.flat = _device_view(pointer, math.prod(shape), np.dtype(entry.kernel_view), out)
@@ -271,6 +274,8 @@ class DeviceTarget(Target):
             return
         with _on_device(self.ordinal):
             cast(Any, self.flat).copy_to_device(bits, stream=self.stream)  # a Numba device array
+            if self.synchronous:
+                self.stream.synchronize()
 
 
 def launch(target: DeviceTarget, fill: int, k: tuple, params: Sequence[float]) -> None:
@@ -295,6 +300,8 @@ def launch(target: DeviceTarget, fill: int, k: tuple, params: Sequence[float]) -
             warnings.simplefilter("ignore", _cuda_errors.NumbaPerformanceWarning)
             configured = kernel[grid]
         configured(*args)
+        if target.synchronous:
+            target.stream.synchronize()
 
 
 class DeviceArray:
@@ -303,16 +310,19 @@ class DeviceArray:
     and the stream its producer works on. ``fastinit.torch`` hands CUDA tensors to the fills so.
 
     ``reshape`` gives another view of the same memory; ``a[key] = value`` converts ``value`` to
-    the dtype on the host (NumPy / ml_dtypes rounding, as for a NumPy array) and copies it in."""
+    the dtype on the host (NumPy / ml_dtypes rounding, as for a NumPy array) and copies it in.
+    ``synchronous``: a fill waits for its kernel before it returns (for memory from a DLPack producer,
+    whose later work on its own stream nothing would order after the fill)."""
 
     def __init__(self, pointer: int, shape: Sequence[int], dtype: Any, *, ordinal: int | None = None,
-                 stream: int | None = None, owner: Any = None):
+                 stream: int | None = None, owner: Any = None, synchronous: bool = False):
         self.pointer = int(pointer)
         self.shape = tuple(int(n) for n in shape)
         self.dtype = np.dtype(dtype)
         self.ordinal = ordinal
         self.stream = stream
         self.owner = owner
+        self.synchronous = synchronous
 
     @property
     def size(self) -> int:
@@ -332,7 +342,7 @@ class DeviceArray:
         """The same memory as ``shape`` (one ``-1`` is inferred, as in NumPy)."""
         new = np.empty(self.shape, np.bool_).reshape(*shape).shape  # NumPy's rules, on a tiny dtype
         return DeviceArray(self.pointer, new, self.dtype, ordinal=self.ordinal, stream=self.stream,
-                           owner=self.owner)
+                           owner=self.owner, synchronous=self.synchronous)
 
     def __setitem__(self, key: Any, value: Any) -> None:
         storage = np.dtype(DTYPES[self.dtype.name].kernel_view)
@@ -343,10 +353,17 @@ class DeviceArray:
 
 def empty(shape: Sequence[int], dtype: Any, ordinal: int | None = None) -> DeviceArray:
     """A new C-contiguous ``DeviceArray`` of ``shape`` and ``dtype`` in the memory of GPU
-    ``ordinal`` (None: the current one), from numba-cuda's allocator (host memory in the simulator)."""
+    ``ordinal`` (None: the current one), from numba-cuda's allocator (host memory in the simulator);
+    ``MemoryError`` where the GPU has not that much free."""
     dtype = np.dtype(dtype)
+    nbytes = max(1, math.prod(shape) * dtype.itemsize)
     with _on_device(ordinal):
-        buffer = cuda.device_array(max(1, math.prod(shape) * dtype.itemsize), np.uint8)
+        try:
+            buffer = cuda.device_array(nbytes, np.uint8)
+        except Exception as e:
+            if getattr(e, "code", None) == _OUT_OF_MEMORY:
+                raise MemoryError(f"GPU {ordinal}: out of memory for {nbytes:,} bytes") from e
+            raise
     interface = buffer.__array_interface__ if SIMULATOR else buffer.__cuda_array_interface__
     return DeviceArray(interface["data"][0], shape, dtype, ordinal=ordinal, owner=buffer)
 

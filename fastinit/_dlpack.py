@@ -1,9 +1,10 @@
 """DLPack for GPU memory: reading a CUDA array a producer exports, and exporting one fastinit filled.
 
 * ``consume(obj, stream)``: an object with ``__dlpack__`` / ``__dlpack_device__`` on a CUDA device
-  as a ``fastinit._cuda.DeviceArray`` over the same memory (the fills then write it in place). The
-  capsule is kept alive by the array and never marked as used: the producer's capsule destructor
-  releases the tensor when the array is gone, as it does for any capsule nobody consumed.
+  as a ``fastinit._cuda.DeviceArray`` over the same memory (the fills then write it in place, and
+  wait for the kernel: DLPack cannot order the producer's later work after it). The capsule is
+  kept alive by the array and never marked as used: the producer's capsule destructor releases
+  the tensor when the array is gone, as it does for any capsule nobody consumed.
 * ``Exported(array, owner)``: a C-contiguous array in device memory (``DeviceArray``) as an object
   with ``__dlpack__`` / ``__dlpack_device__``, for ``jax.dlpack.from_dlpack`` and any other
   consumer; ``owner`` (the allocation) lives until the consumer calls the tensor's deleter.
@@ -17,6 +18,7 @@ from __future__ import annotations
 import ctypes
 import itertools
 import math
+import operator
 import threading
 from typing import Any
 
@@ -28,7 +30,7 @@ from ._dtypes import numpy_dtype
 CPU, CUDA, CUDA_MANAGED = 1, 2, 13
 #: DLPack's stream argument for CUDA's legacy default stream
 LEGACY_DEFAULT_STREAM = 1
-_READ_ONLY = 1  # DLPACK_FLAG_BITMASK_READ_ONLY
+_READ_ONLY, _IS_COPIED = 1, 2  # DLPACK_FLAG_BITMASK_READ_ONLY, _IS_COPIED
 #: (type code, bits) -> dtype name: int, uint, float, bfloat
 _CODES = {(0, 8): "int8", (0, 16): "int16", (0, 32): "int32", (0, 64): "int64",
           (1, 8): "uint8", (1, 16): "uint16", (1, 32): "uint32", (1, 64): "uint64",
@@ -83,8 +85,11 @@ def dlpack_device(obj: Any) -> tuple[int, int] | None:
     method = getattr(obj, "__dlpack_device__", None)
     if method is None or not hasattr(obj, "__dlpack__"):
         return None
-    device_type, device_id = method()
-    return int(device_type), int(device_id)
+    try:
+        device_type, device_id = method()
+        return operator.index(device_type), operator.index(device_id)
+    except Exception:  # no device DLPack names (a torch meta tensor), or not a pair of ints: not GPU memory
+        return None
 
 
 def _tensor_of(capsule: Any) -> tuple[_Tensor, int]:
@@ -113,7 +118,7 @@ def read_capsule(capsule: Any) -> dict:
                         "fastinit fills")
     return {"data": int(tensor.data or 0) + int(tensor.byte_offset), "shape": shape, "strides": strides,
             "device": (int(tensor.device.device_type), int(tensor.device.device_id)), "dtype": _CODES[kind],
-            "read_only": bool(flags & _READ_ONLY)}
+            "read_only": bool(flags & _READ_ONLY), "copied": bool(flags & _IS_COPIED)}
 
 
 def _c_order(shape: tuple[int, ...], strides: tuple[int, ...] | None) -> bool:
@@ -135,16 +140,24 @@ def consume(obj: Any, stream: int | None) -> Any:
     try:
         capsule = obj.__dlpack__(stream=stream, max_version=(1, 0))
     except TypeError:  # a producer from before DLPack 1.0 takes no max_version
-        capsule = obj.__dlpack__(stream=stream)
+        try:
+            capsule = obj.__dlpack__(stream=stream)
+        except TypeError as e:
+            raise TypeError(f"out.__dlpack__ takes no stream= argument ({e}): fastinit cannot order its fill "
+                            "after the producer's work; pass an array with __cuda_array_interface__") from None
     info = read_capsule(capsule)
     if info["device"][0] not in (CUDA, CUDA_MANAGED):
         raise ValueError(f"out's DLPack capsule is on device type {info['device'][0]}, not CUDA")
+    if info["copied"]:
+        raise ValueError("out must be filled in place (its DLPack producer exported a copy)")
+    if info["data"] == 0 and math.prod(info["shape"]) > 0:
+        raise ValueError("out's DLPack capsule has no data pointer")
     if info["read_only"]:
         raise ValueError("out must be writable (its DLPack capsule is marked read-only)")
     if not _c_order(info["shape"], info["strides"]):
         raise ValueError("out must be C-contiguous (fill a contiguous array and copy it into place)")
     return DeviceArray(info["data"], info["shape"], numpy_dtype(info["dtype"]), ordinal=info["device"][1],
-                       stream=stream, owner=(obj, capsule))
+                       stream=stream, owner=(obj, capsule), synchronous=True)
 
 
 #: exported tensors not yet released by their consumer: key -> (managed tensor, shape, owner)
@@ -155,11 +168,13 @@ _KEYS = itertools.count(1)
 _CAPSULE_NAME = b"dltensor"
 
 
-def _forget(address: int) -> None:
-    """Release the exported tensor at ``address``: its structures and its owner."""
-    key = _Managed.from_address(address).manager_ctx
-    with _EXPORTED_LOCK:
-        _EXPORTED.pop(key, None)
+def _forget(address: int, managed_at: Any = _Managed.from_address, lock: Any = _EXPORTED_LOCK,
+            exported: dict = _EXPORTED) -> None:
+    """Release the exported tensor at ``address``: its structures and its owner. (What it uses is
+    bound as defaults: a consumer may call it while interpreter teardown clears module globals.)"""
+    key = managed_at(address).manager_ctx
+    with lock:
+        exported.pop(key, None)
 
 
 #: DLPack's deleter of an exported tensor (its consumer calls it, maybe on another thread)
@@ -167,10 +182,16 @@ _release = _Deleter(_forget)
 
 
 @ctypes.CFUNCTYPE(None, ctypes.c_void_p)
-def _capsule_destructor(capsule: int) -> None:
+def _capsule_destructor(capsule: int, valid: Any = _raw_capsule_valid, pointer: Any = _raw_capsule_pointer,
+                        name: bytes = _CAPSULE_NAME, forget: Any = _forget) -> None:
     """A capsule nobody consumed (still named ``dltensor``) releases its tensor itself."""
-    if _raw_capsule_valid(capsule, _CAPSULE_NAME):
-        _forget(_raw_capsule_pointer(capsule, _CAPSULE_NAME))
+    if valid(capsule, name):
+        forget(pointer(capsule, name))
+
+
+# the two callbacks are never freed: a consumer may hold an exported tensor until the process exits
+ctypes.pythonapi.Py_IncRef(ctypes.py_object(_release))
+ctypes.pythonapi.Py_IncRef(ctypes.py_object(_capsule_destructor))
 
 
 class Exported:

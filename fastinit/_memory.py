@@ -24,6 +24,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import os
+import re
 import sys
 
 import numpy as np
@@ -42,10 +43,11 @@ def huge_pages_by_default(defrag: str | None) -> bool:
         False
         >>> huge_pages_by_default("always [defer] defer+madvise madvise never")
         True
+        >>> huge_pages_by_default("[defer"), huge_pages_by_default(None)
+        (False, False)
     """
-    if defrag is None or "[" not in defrag:
-        return False
-    return defrag[defrag.index("[") + 1:defrag.index("]")] in ("defer", "never")
+    selected = re.search(r"\[([^\]]*)\]", defrag or "")
+    return selected is not None and selected.group(1) in ("defer", "never")
 
 
 def _read_defrag() -> str | None:

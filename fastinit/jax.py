@@ -61,6 +61,7 @@ import hashlib
 import importlib.util
 import inspect
 import math
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -199,24 +200,39 @@ def _box_fill(scheme: Any, shape: tuple[int, ...], dtype: np.dtype, name: str, *
     return _Values(lambda seed, offset, extent: fill_into(np.empty(extent, dtype), seed, offset), fill_into=fill_into)
 
 
+#: ``FASTINIT_JAX_GPU=0``: never fill in GPU memory (fill on the host and transfer, as without numba-cuda)
+_FILL_ON_GPUS = os.environ.get("FASTINIT_JAX_GPU", "1") != "0"
+
+
 def _fills_on(device: Any) -> bool:
-    """Whether fastinit fills ``device``'s arrays on the device itself: a CUDA GPU, with numba-cuda."""
-    if getattr(device, "platform", None) != "gpu" or importlib.util.find_spec("numba_cuda") is None:
+    """Whether fastinit fills ``device``'s arrays on the device itself: a CUDA GPU (a ROCm one is
+    platform ``"gpu"`` too: its client's platform version tells them apart), with numba-cuda, unless
+    ``FASTINIT_JAX_GPU=0``."""
+    client = getattr(device, "client", None)
+    if (not _FILL_ON_GPUS or getattr(device, "platform", None) != "gpu"
+            or "cuda" not in str(getattr(client, "platform_version", "")).lower()
+            or importlib.util.find_spec("numba_cuda") is None):
         return False
     from numba import cuda
 
     return bool(cuda.is_available())
 
 
-def _filled_on(device: Any, extent: tuple[int, ...], dtype: np.dtype, fill_into: _FillInto, seed: int,
+def _filled_on(device: Any, extent: tuple[int, ...], dtype: np.dtype, values: _Values, seed: int,
                offset: tuple[int, ...]) -> jax.Array:
     """The box at ``offset`` filled in ``device``'s memory by fastinit's CUDA kernels and handed to JAX
-    through DLPack, without a copy: no host memory, no transfer."""
+    through DLPack, without a copy: no host memory, no transfer. The memory comes from numba-cuda's
+    allocator, outside JAX's pool (which takes most of the GPU by default): where it is out of memory
+    the box is filled on the host and transferred into JAX's pool instead."""
     from . import _cuda, _dlpack
 
     ordinal = None if _cuda.SIMULATOR else device.local_hardware_id  # the simulator has one GPU
-    array = _cuda.empty(extent, dtype, ordinal)
-    fill_into(array, seed, offset)
+    try:
+        array = _cuda.empty(extent, dtype, ordinal)
+    except MemoryError:
+        return jax.device_put(values.fill(seed, offset, extent), device)
+    assert values.fill_into is not None
+    values.fill_into(array, seed, offset)
     _cuda.synchronize(ordinal)  # the export is ready on every stream
     device_type = _dlpack.CPU if _cuda.SIMULATOR else _dlpack.CUDA
     return jax.dlpack.from_dlpack(_dlpack.Exported(array, array.owner, device_type), device=device)
@@ -271,9 +287,8 @@ def _shard_filled(shape: tuple[int, ...], dtype: np.dtype, sharding: jax.shardin
     shards: list[jax.Array] = []
     for bounds, devices in devices_of.items():
         offset, extent = tuple(lo for lo, _ in bounds), tuple(hi - lo for lo, hi in bounds)
-        fill_into = values.fill_into
-        on_gpu = [d for d in devices if fill_into is not None and _fills_on(d)]
-        shards += [_filled_on(d, extent, dtype, fill_into, seed, offset) for d in on_gpu]  # type: ignore[arg-type]
+        on_gpu = [d for d in devices if values.fill_into is not None and _fills_on(d)]
+        shards += [_filled_on(d, extent, dtype, values, seed, offset) for d in on_gpu]
         if len(on_gpu) < len(devices):
             host = values.fill(seed, offset, extent)
             shards += jax.block_until_ready([jax.device_put(host, d) for d in devices if d not in on_gpu])
@@ -310,14 +325,15 @@ def _run(key, shape: tuple[int, ...], dtype: np.dtype, values: _Values,
         return jax.pure_callback(lambda w: values.fill(seed_of_key(w), origin, shape),
                                  jax.ShapeDtypeStruct(shape, dtype), words, vmap_method="sequential")
     seed = words if isinstance(words, int) else seed_of_key(np.asarray(words))
-    if values.whole_tensor or _tracing():
+    # from_dlpack commits its array to the device, where jnp.asarray's is uncommitted (free to follow
+    # the arrays it meets): without a sharding, the GPU path only where the backend has one device
+    device = _default_device() if sharding is None and jax.device_count() == 1 else None
+    on_gpu = device is not None and values.fill_into is not None and _fills_on(device)
+    if values.whole_tensor or (sharding is None and not on_gpu) or _tracing():
         return jnp.asarray(values.fill(seed, origin, shape))
     if sharding is not None:
         return _shard_filled(shape, dtype, sharding, values, seed)
-    device = _default_device()
-    if values.fill_into is not None and _fills_on(device):
-        return _filled_on(device, shape, dtype, values.fill_into, seed, origin)
-    return jnp.asarray(values.fill(seed, origin, shape))
+    return _filled_on(device, shape, dtype, values, seed, origin)
 
 
 def jax_fans(shape: tuple[int, ...], in_axis: Any = -2, out_axis: Any = -1,

@@ -16,6 +16,7 @@ import gc
 import json
 import os
 import sys
+import textwrap
 
 import ml_dtypes
 import numpy as np
@@ -64,7 +65,7 @@ def test_read_capsule_of_numpy_capsules():
     for versioned in (None, (1, 0)):
         info = _dlpack.read_capsule(a.__dlpack__(max_version=versioned))
         assert info == {"data": a.ctypes.data, "shape": (4, 6), "strides": (6, 1), "device": (_dlpack.CPU, 0),
-                        "dtype": "float16", "read_only": False}
+                        "dtype": "float16", "read_only": False, "copied": False}
     view = a[1:, ::2]
     info = _dlpack.read_capsule(view.__dlpack__())
     assert (info["data"], info["shape"], info["strides"]) == (view.ctypes.data, (3, 3), (6, 2))
@@ -84,9 +85,18 @@ def test_read_capsule_refuses_a_used_capsule_and_complex():
         _dlpack.read_capsule(np.zeros(3, np.complex64).__dlpack__())
 
 
+def aligned(shape, dtype) -> np.ndarray:
+    """A new array at a 64-byte boundary (JAX's CPU client imports such memory without a copy)."""
+    nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    raw = np.zeros(nbytes + 64, np.uint8)
+    start = -raw.ctypes.data % 64
+    return raw[start:start + nbytes].view(dtype).reshape(shape)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16, np.uint32])
-def test_exported_memory_is_numpys_without_a_copy_and_jaxs_and_released(dtype):
-    host = np.arange(30).astype(dtype).reshape(5, 6)
+def test_exported_memory_is_numpys_and_jaxs_without_a_copy_and_released(dtype):
+    host = aligned((5, 6), dtype)
+    host[...] = np.arange(30).reshape(5, 6)
     exported = _dlpack.Exported(HostMemory(host), host, _dlpack.CPU)
     viewed = np.from_dlpack(exported)
     assert viewed.ctypes.data == host.ctypes.data and viewed.shape == (5, 6) and viewed.dtype == host.dtype
@@ -97,9 +107,12 @@ def test_exported_memory_is_numpys_without_a_copy_and_jaxs_and_released(dtype):
     in_jax = jax.dlpack.from_dlpack(exported)
     assert np.array_equal(np.asarray(in_jax), host)
     assert in_jax.dtype == jax.dtypes.canonicalize_dtype(dtype)  # float64 is float32 without jax_enable_x64
+    if in_jax.dtype == host.dtype:
+        assert in_jax.unsafe_buffer_pointer() == host.ctypes.data  # JAX holds the exported tensor
+        assert len(_dlpack._EXPORTED) == 1
     del in_jax
     gc.collect()
-    assert len(_dlpack._EXPORTED) == 0
+    assert len(_dlpack._EXPORTED) == 0  # JAX called the deleter
 
 
 def test_exported_bfloat16_reaches_jax_as_bfloat16():
@@ -133,6 +146,53 @@ def test_a_cpu_dlpack_array_is_not_taken_for_gpu_memory():
         fi.normal_(jax.numpy.zeros(4), seed=0)
 
 
+class JunkDevice:
+    """A DLPack producer whose ``__dlpack_device__`` fails or answers nonsense."""
+
+    def __init__(self, device):
+        self.device = device
+
+    def __dlpack_device__(self):
+        if isinstance(self.device, Exception):
+            raise self.device
+        return self.device
+
+    def __dlpack__(self, **kwargs):
+        raise AssertionError("never asked for its data")
+
+
+@pytest.mark.parametrize("device", [RuntimeError("no device"), None, "cuda", (2, "x"), (2.0, 0), (2, 0, 0)],
+                         ids=["raises", "None", "str", "str id", "float type", "triple"])
+def test_a_producer_without_a_usable_device_is_not_gpu_memory(device):
+    with pytest.raises(TypeError, match="out must be a NumPy array"):
+        fi.normal_(JunkDevice(device), seed=0)
+
+
+def test_a_torch_meta_tensor_gets_the_numpy_api_error():
+    torch = pytest.importorskip("torch")
+    with pytest.raises(TypeError, match="for torch tensors use fastinit.torch"):
+        fi.normal_(torch.empty(3, device="meta"), seed=0)
+
+
+def test_a_process_exits_cleanly_holding_exported_tensors():
+    # JAX and NumPy arrays over exported tensors, and a capsule nobody consumed, alive until exit
+    from test_cuda import _child
+
+    run = _child(textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {os.path.dirname(__file__)!r})
+        import jax, numpy as np
+        from fastinit import _dlpack
+        from test_dlpack import HostMemory, aligned
+        host = aligned((32, 32), np.float32)
+        KEPT = [jax.dlpack.from_dlpack(_dlpack.Exported(HostMemory(host), host, _dlpack.CPU)),
+                np.from_dlpack(_dlpack.Exported(HostMemory(host), host, _dlpack.CPU)),
+                _dlpack.Exported(HostMemory(host), host, _dlpack.CPU).__dlpack__()]
+        assert len(_dlpack._EXPORTED) == 3
+    """))
+    assert run.returncode == 0 and "Exception ignored" not in run.stderr, (run.returncode, run.stderr[-2000:])
+
+
 SIMULATED_FILLS = [  # (label, fill, dtype, kwargs)
     ("normal-f32", "normal_", np.float32, {"std": 0.02}),
     ("uniform-bf16", "uniform_", ml_dtypes.bfloat16, {"low": -1.0, "high": 2.0}),
@@ -143,12 +203,50 @@ JAX_CASES = [("he_normal", (), (64, 48), "float32"), ("glorot_uniform", (), (33,
              ("normal", (0.5,), (100,), "float16"), ("truncated_normal", (0.2,), (17, 9), "float64")]
 
 
+class CopyingNumPy(RelabelledNumPy):
+    """A CUDA producer (as ``RelabelledNumPy``) whose capsule says it holds a copy, or no data."""
+
+    def __init__(self, host: np.ndarray, *, null: bool = False):
+        super().__init__(host, versioned=True)
+        self.null = null
+
+    def __dlpack__(self, *, stream=None, max_version=None):
+        capsule = super().__dlpack__(stream=stream, max_version=max_version)
+        managed = _dlpack._ManagedVersioned.from_address(_dlpack._capsule_pointer(capsule, b"dltensor_versioned"))
+        if self.null:
+            managed.dl_tensor.data = None
+        else:
+            managed.flags |= 2  # DLPACK_FLAG_BITMASK_IS_COPIED
+        return capsule
+
+
+def _errors(calls) -> dict:
+    errors = {}
+    for label, call in calls:
+        try:
+            call()
+            errors[label] = None
+        except Exception as e:  # recorded for the parent to check
+            errors[label] = [type(e).__name__, str(e)]
+    return errors
+
+
+def _spy_on_the_gpu_path(fij) -> list:
+    """fastinit.jax taking the simulator's device memory (host memory) for its GPU's: JAX's CPU
+    devices import it; returns the list of devices ``_filled_on`` is called for."""
+    fij._fills_on = lambda device: True
+    filled_on, calls = fij._filled_on, []
+    fij._filled_on = lambda *args: calls.append(args[0]) or filled_on(*args)
+    return calls
+
+
 def simulate(path: str) -> None:
-    """The child's side (``NUMBA_ENABLE_CUDASIM=1``): fills through DLPack producers, the errors, and
-    fastinit.jax with the simulator's device memory as its "GPU"."""
+    """The child's side (``NUMBA_ENABLE_CUDASIM=1``, one JAX device): fills through DLPack producers,
+    the errors, and fastinit.jax with the simulator's device memory as its "GPU"."""
+    import fastinit._cuda as gpu
     import fastinit.jax as fij
 
-    filled, errors = {}, {}
+    filled = {}
     for label, fill, dtype, kwargs in SIMULATED_FILLS:
         host = np.full((12, 10), 7, dtype)
         getattr(fi, fill)(_dlpack.Exported(HostMemory(host), host), seed=5, name=label, **kwargs)
@@ -162,48 +260,71 @@ def simulate(path: str) -> None:
     filled["constant"] = host
     read_only = np.zeros(4, np.float32)
     read_only.flags.writeable = False
-    for label, call in [
+    errors = _errors([
         ("read-only", lambda: fi.normal_(RelabelledNumPy(read_only, True), seed=0)),
         ("strided", lambda: fi.normal_(RelabelledNumPy(np.zeros((4, 6), np.float32)[:, ::2], False), seed=0)),
         ("capsule on the CPU", lambda: fi.normal_(RelabelledNumPy(np.zeros(4, np.float32), False, _dlpack.CPU),
                                                   seed=0)),
-    ]:
-        try:
-            call()
-            errors[label] = None
-        except Exception as e:  # recorded for the parent to check
-            errors[label] = [type(e).__name__, str(e)]
-    fij._fills_on = lambda device: True  # the simulator's device memory is host memory: JAX's CPU devices take it
-    filled_on, calls = fij._filled_on, []
-    fij._filled_on = lambda *args: calls.append(args[0]) or filled_on(*args)
+        ("a copy", lambda: fi.normal_(CopyingNumPy(np.zeros(4, np.float32)), seed=0)),
+        ("no data", lambda: fi.normal_(CopyingNumPy(np.zeros(4, np.float32), null=True), seed=0)),
+    ])
+    calls = _spy_on_the_gpu_path(fij)
     for factory, args, shape, dtype in JAX_CASES:
         array = getattr(fij, factory)(*args)(jax.random.key(3), shape, dtype)
         filled["jax-" + factory] = np.asarray(array).view(np.uint8).copy()
         errors["jax dtype " + factory] = str(array.dtype)
-    rows = jax.NamedSharding(jax.make_mesh((4,), ("x",)), jax.P("x"))
-    sharded = fij.he_normal()(jax.random.key(3), (64, 48), out_sharding=rows)
-    assert {s.device for s in sharded.addressable_shards} == set(jax.devices()[:4])
-    filled["jax-sharded"] = np.asarray(sharded).copy()
-    del array, sharded
-    gc.collect()
     errors["filled on a device"] = len(calls)
+    gpu.empty = lambda *args: (_ for _ in ()).throw(MemoryError("out of GPU memory"))  # numba-cuda's pool full
+    filled["jax-out-of-memory"] = np.asarray(fij.he_normal()(jax.random.key(3), (64, 48)))
+    errors["filled on a device, out of memory"] = len(calls)
+    del array
+    gc.collect()
     errors["exported left"] = len(_dlpack._EXPORTED)
     np.savez(path + ".npz", **filled)
     with open(path + ".json", "w") as f:
         json.dump(errors, f)
 
 
-@pytest.fixture(scope="module")
-def simulated(tmp_path_factory):
+def simulate_sharded(path: str) -> None:
+    """The child's side with four JAX devices: a sharded initializer fills each shard "on its GPU";
+    an unsharded one takes the host path (from_dlpack would commit its array to one device)."""
+    import fastinit.jax as fij
+
+    calls = _spy_on_the_gpu_path(fij)
+    rows = jax.NamedSharding(jax.make_mesh((4,), ("x",)), jax.P("x"))
+    sharded = fij.he_normal()(jax.random.key(3), (64, 48), out_sharding=rows)
+    result = {"shard devices": sorted(str(s.device) for s in sharded.addressable_shards),
+              "filled on a device": len(calls)}
+    unsharded = fij.he_normal()(jax.random.key(3), (64, 48))
+    result["unsharded committed"] = unsharded.committed
+    result["filled on a device, unsharded too"] = len(calls)
+    np.savez(path + ".npz", sharded=np.asarray(sharded), unsharded=np.asarray(unsharded))
+    del sharded, unsharded
+    gc.collect()
+    result["exported left"] = len(_dlpack._EXPORTED)
+    with open(path + ".json", "w") as f:
+        json.dump(result, f)
+
+
+def _simulated(tmp_path_factory, mode: str, devices: int):
     from test_cuda import _child
 
     path = str(tmp_path_factory.mktemp("dlpack") / "out")
-    run = _child([__file__, path], env={"NUMBA_ENABLE_CUDASIM": "1", "NUMBA_DISABLE_JIT": "1",
-                                        "XLA_FLAGS": "--xla_force_host_platform_device_count=4"})
+    run = _child([__file__, path, mode], env={"NUMBA_ENABLE_CUDASIM": "1", "NUMBA_DISABLE_JIT": "1",
+                                              "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"})
     assert run.returncode == 0, run.stderr[-3000:]
     with open(path + ".json") as f:
-        errors = json.load(f)
-    return np.load(path + ".npz"), errors
+        return np.load(path + ".npz"), json.load(f)
+
+
+@pytest.fixture(scope="module")
+def simulated(tmp_path_factory):
+    return _simulated(tmp_path_factory, "one-device", 1)
+
+
+@pytest.fixture(scope="module")
+def simulated_sharded(tmp_path_factory):
+    return _simulated(tmp_path_factory, "sharded", 4)
 
 
 @pytest.mark.parametrize("label, fill, dtype, kwargs", SIMULATED_FILLS, ids=[c[0] for c in SIMULATED_FILLS])
@@ -221,6 +342,8 @@ def test_simulated_constant_through_dlpack(simulated):
     ("read-only", ValueError, "marked read-only"),
     ("strided", ValueError, "C-contiguous"),
     ("capsule on the CPU", ValueError, "device type 1, not CUDA"),
+    ("a copy", ValueError, "filled in place (its DLPack producer exported a copy)"),
+    ("no data", ValueError, "no data pointer"),
 ])
 def test_simulated_bad_dlpack_input(simulated, label, error, match):
     recorded = simulated[1][label]
@@ -237,15 +360,30 @@ def test_simulated_jax_gpu_path_equals_the_host_path(simulated, factory, args, s
     assert np.array_equal(simulated[0]["jax-" + factory], expected.view(np.uint8))
 
 
-def test_simulated_jax_gpu_shards_equal_the_unsharded_array(simulated):
+def test_simulated_jax_gpu_path_took_every_case_and_released_every_tensor(simulated):
+    assert simulated[1]["filled on a device"] == len(JAX_CASES)
+    assert simulated[1]["exported left"] == 0  # JAX released every tensor it was handed
+
+
+def test_simulated_jax_gpu_path_out_of_memory_fills_on_the_host(simulated):
     import fastinit.jax as fij
 
+    assert np.array_equal(simulated[0]["jax-out-of-memory"], np.asarray(fij.he_normal()(jax.random.key(3), (64, 48))))
+    assert simulated[1]["filled on a device, out of memory"] == len(JAX_CASES) + 1  # tried, then the host
+
+
+def test_simulated_jax_gpu_shards_equal_the_unsharded_array(simulated_sharded):
+    import fastinit.jax as fij
+
+    arrays, result = simulated_sharded
     expected = np.asarray(fij.he_normal()(jax.random.key(3), (64, 48)))
-    assert np.array_equal(simulated[0]["jax-sharded"], expected)
-    assert simulated[1]["exported left"] == 0  # JAX released every tensor it was handed
-    assert simulated[1]["filled on a device"] == len(JAX_CASES) + 4  # every array, and each of the 4 shards
+    assert np.array_equal(arrays["sharded"], expected) and np.array_equal(arrays["unsharded"], expected)
+    assert len(result["shard devices"]) == 4 and result["filled on a device"] == 4  # each shard on its device
+    # with four devices an unsharded array stays uncommitted, as jnp.asarray's: the host path
+    assert result["unsharded committed"] is False and result["filled on a device, unsharded too"] == 4
+    assert result["exported left"] == 0
 
 
 if __name__ == "__main__":
     sys.path.insert(0, os.path.dirname(__file__))
-    simulate(sys.argv[1])
+    (simulate_sharded if sys.argv[2] == "sharded" else simulate)(sys.argv[1])

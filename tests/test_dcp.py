@@ -60,12 +60,13 @@ def test_dcp_load_gives_the_safetensors_values(tmp_path, chunk_bytes):
 
 def test_verify_finds_a_changed_byte_in_a_dcp_chunk(tmp_path):
     ckpt.generate(load_spec(SPEC), tmp_path / "seed", seed=3, format="dcp", chunk_bytes=4000)
+    rows = 4000 // (70 * 2)  # rows per chunk: the second chunk starts at row 28
     reader = dcp.FileSystemReader(str(tmp_path / "seed"))
-    info = next(v for k, v in reader.read_metadata().storage_data.items() if k.fqn == "a" and k.offset[0] > 0)
+    # the chunk at [28, 0] (the metadata lists chunks in the order the writer threads finished them)
+    info = next(v for k, v in reader.read_metadata().storage_data.items() if k.fqn == "a" and k.offset[0] == rows)
     data = tmp_path / "seed" / info.relative_path
     raw = bytearray(data.read_bytes())
     values = fit.normal_(torch.empty(300, 70, dtype=torch.bfloat16), std=0.02, seed=3, name="a")
-    rows = 4000 // (70 * 2)
     chunk = values[rows:2 * rows].contiguous().view(torch.uint8).numpy().tobytes()
     at = raw.index(chunk, info.offset, info.offset + info.length)  # the chunk's tensor data in its blob
     raw[at + 101] ^= 0x40

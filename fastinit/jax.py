@@ -62,6 +62,7 @@ import importlib.util
 import inspect
 import math
 import os
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -200,7 +201,8 @@ def _box_fill(scheme: Any, shape: tuple[int, ...], dtype: np.dtype, name: str, *
     return _Values(lambda seed, offset, extent: fill_into(np.empty(extent, dtype), seed, offset), fill_into=fill_into)
 
 
-#: ``FASTINIT_JAX_GPU=0``: never fill in GPU memory (fill on the host and transfer, as without numba-cuda)
+#: ``FASTINIT_JAX_GPU=0``: never fill in GPU memory (fill on the host and transfer, as without numba-cuda);
+#: also turned off for the process, with a warning, where numba-cuda cannot compile (no libNVVM)
 _FILL_ON_GPUS = os.environ.get("FASTINIT_JAX_GPU", "1") != "0"
 
 
@@ -223,16 +225,24 @@ def _filled_on(device: Any, extent: tuple[int, ...], dtype: np.dtype, values: _V
     """The box at ``offset`` filled in ``device``'s memory by fastinit's CUDA kernels and handed to JAX
     through DLPack, without a copy: no host memory, no transfer. The memory comes from numba-cuda's
     allocator, outside JAX's pool (which takes most of the GPU by default): where it is out of memory
-    the box is filled on the host and transferred into JAX's pool instead."""
+    the box is filled on the host and transferred into JAX's pool instead; so is it where numba-cuda
+    cannot compile (no libNVVM), and every later call of the process."""
     from . import _cuda, _dlpack
 
+    global _FILL_ON_GPUS
     ordinal = None if _cuda.SIMULATOR else device.local_hardware_id  # the simulator has one GPU
+    assert values.fill_into is not None
     try:
         array = _cuda.empty(extent, dtype, ordinal)
+        values.fill_into(array, seed, offset)
     except MemoryError:
         return jax.device_put(values.fill(seed, offset, extent), device)
-    assert values.fill_into is not None
-    values.fill_into(array, seed, offset)
+    except ImportError as e:  # numba-cuda's NvvmSupportError: no libNVVM to compile the kernels with
+        _FILL_ON_GPUS = False
+        warnings.warn(f"fastinit.jax fills on the host from now on: numba-cuda cannot compile fastinit's GPU "
+                      f"kernels here ({e}); install the CUDA toolkit's libNVVM, or set FASTINIT_JAX_GPU=0",
+                      RuntimeWarning, stacklevel=2)
+        return jax.device_put(values.fill(seed, offset, extent), device)
     _cuda.synchronize(ordinal)  # the export is ready on every stream
     device_type = _dlpack.CPU if _cuda.SIMULATOR else _dlpack.CUDA
     return jax.dlpack.from_dlpack(_dlpack.Exported(array, array.owner, device_type), device=device)

@@ -17,6 +17,7 @@ import json
 import os
 import sys
 import textwrap
+import warnings
 
 import ml_dtypes
 import numpy as np
@@ -233,8 +234,9 @@ def _errors(calls) -> dict:
 
 def _spy_on_the_gpu_path(fij) -> list:
     """fastinit.jax taking the simulator's device memory (host memory) for its GPU's: JAX's CPU
-    devices import it; returns the list of devices ``_filled_on`` is called for."""
-    fij._fills_on = lambda device: True
+    devices import it (unless fastinit.jax has turned its GPU path off); returns the list of devices
+    ``_filled_on`` is called for."""
+    fij._fills_on = lambda device: fij._FILL_ON_GPUS
     filled_on, calls = fij._filled_on, []
     fij._filled_on = lambda *args: calls.append(args[0]) or filled_on(*args)
     return calls
@@ -277,6 +279,13 @@ def simulate(path: str) -> None:
     gpu.empty = lambda *args: (_ for _ in ()).throw(MemoryError("out of GPU memory"))  # numba-cuda's pool full
     filled["jax-out-of-memory"] = np.asarray(fij.he_normal()(jax.random.key(3), (64, 48)))
     errors["filled on a device, out of memory"] = len(calls)
+    gpu.empty = lambda *args: (_ for _ in ()).throw(ImportError("libNVVM is not available"))  # no compiler
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        filled["jax-no-nvvm"] = np.asarray(fij.he_normal()(jax.random.key(3), (64, 48)))
+        fij.he_normal()(jax.random.key(3), (64, 48))
+    errors["no nvvm warnings"] = [str(w.message) for w in caught]
+    errors["filled on a device, no nvvm"] = len(calls)
     del array
     gc.collect()
     errors["exported left"] = len(_dlpack._EXPORTED)
@@ -370,6 +379,15 @@ def test_simulated_jax_gpu_path_out_of_memory_fills_on_the_host(simulated):
 
     assert np.array_equal(simulated[0]["jax-out-of-memory"], np.asarray(fij.he_normal()(jax.random.key(3), (64, 48))))
     assert simulated[1]["filled on a device, out of memory"] == len(JAX_CASES) + 1  # tried, then the host
+
+
+def test_simulated_jax_gpu_path_without_nvvm_warns_once_and_fills_on_the_host(simulated):
+    import fastinit.jax as fij
+
+    assert np.array_equal(simulated[0]["jax-no-nvvm"], np.asarray(fij.he_normal()(jax.random.key(3), (64, 48))))
+    warned = simulated[1]["no nvvm warnings"]
+    assert len(warned) == 1 and "libNVVM is not available" in warned[0] and "FASTINIT_JAX_GPU=0" in warned[0]
+    assert simulated[1]["filled on a device, no nvvm"] == len(JAX_CASES) + 2  # tried once, then never again
 
 
 def test_simulated_jax_gpu_shards_equal_the_unsharded_array(simulated_sharded):

@@ -237,6 +237,8 @@ def test_ctrl_c_again_while_the_first_is_recorded_still_leaves_a_resumable_parti
     generate(spec_file, reference, seed=3)
     code = (  # Ctrl-C every 10 ms from box 5 on, while syncing the interrupted run takes 0.5 s
         "import os, signal, sys, threading, time\n"
+        # Ctrl-C as in a terminal: a child of a background job of a script inherits SIGINT ignored
+        "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
         "from fastinit import checkpoint, cli\n"
         "real_sync = checkpoint._FileSink.sync\n"
         "def slow_sync(self):\n"

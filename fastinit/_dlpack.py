@@ -121,21 +121,10 @@ def read_capsule(capsule: Any) -> dict:
             "read_only": bool(flags & _READ_ONLY), "copied": bool(flags & _IS_COPIED)}
 
 
-def _c_order(shape: tuple[int, ...], strides: tuple[int, ...] | None) -> bool:
-    if strides is None or math.prod(shape) == 0:
-        return True
-    step = 1
-    for n, s in zip(reversed(shape), reversed(strides)):
-        if n != 1 and s != step:
-            return False
-        step *= n
-    return True
-
-
 def consume(obj: Any, stream: int | None) -> Any:
     """``obj``'s CUDA memory as a ``DeviceArray``, the producer asked to order its work before
     ``stream`` (DLPack's stream argument: 1 is the legacy default stream)."""
-    from ._cuda import DeviceArray
+    from ._cuda import DeviceArray, _c_contiguous
 
     try:
         capsule = obj.__dlpack__(stream=stream, max_version=(1, 0))
@@ -154,10 +143,12 @@ def consume(obj: Any, stream: int | None) -> Any:
         raise ValueError("out's DLPack capsule has no data pointer")
     if info["read_only"]:
         raise ValueError("out must be writable (its DLPack capsule is marked read-only)")
-    if not _c_order(info["shape"], info["strides"]):
+    dtype = numpy_dtype(info["dtype"])
+    byte_strides = None if info["strides"] is None else tuple(s * dtype.itemsize for s in info["strides"])
+    if not _c_contiguous(info["shape"], byte_strides, dtype.itemsize):
         raise ValueError("out must be C-contiguous (fill a contiguous array and copy it into place)")
-    return DeviceArray(info["data"], info["shape"], numpy_dtype(info["dtype"]), ordinal=info["device"][1],
-                       stream=stream, owner=(obj, capsule), synchronous=True)
+    return DeviceArray(info["data"], info["shape"], dtype, ordinal=info["device"][1], stream=stream,
+                       owner=(obj, capsule), synchronous=True)
 
 
 #: exported tensors not yet released by their consumer: key -> (managed tensor, shape, owner)

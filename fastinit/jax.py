@@ -57,6 +57,7 @@ Examples:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 import inspect
@@ -211,9 +212,14 @@ def _fills_on(device: Any) -> bool:
     platform ``"gpu"`` too: its client's platform version tells them apart), with numba-cuda, unless
     ``FASTINIT_JAX_GPU=0``."""
     client = getattr(device, "client", None)
-    if (not _FILL_ON_GPUS or getattr(device, "platform", None) != "gpu"
-            or "cuda" not in str(getattr(client, "platform_version", "")).lower()
-            or importlib.util.find_spec("numba_cuda") is None):
+    return (_FILL_ON_GPUS and getattr(device, "platform", None) == "gpu"
+            and "cuda" in str(getattr(client, "platform_version", "")).lower() and _numba_cuda_has_a_gpu())
+
+
+@functools.cache
+def _numba_cuda_has_a_gpu() -> bool:
+    """Whether numba-cuda is installed and sees a CUDA GPU (asked once per process)."""
+    if importlib.util.find_spec("numba_cuda") is None:
         return False
     from numba import cuda
 

@@ -127,6 +127,25 @@ def _device_arrays():
     return out
 
 
+def record_errors(calls) -> dict:
+    """label -> ``[exception class name, message]`` of each ``(label, call)`` (None: it raised nothing),
+    for the parent process to check with ``assert_recorded``."""
+    errors = {}
+    for label, call in calls:
+        try:
+            call()
+            errors[label] = None
+        except Exception as e:  # recorded for the parent to check
+            errors[label] = [type(e).__name__, str(e)]
+    return errors
+
+
+def assert_recorded(recorded, label, error, match):
+    """A ``record_errors`` entry is ``error`` with ``match`` in its message."""
+    assert recorded is not None, f"{label}: no error"
+    assert recorded[0] == error.__name__ and match in recorded[1], recorded
+
+
 def simulate(path: str) -> None:
     """The child's side: every case filled through the CUDA kernels, and the bad-input errors."""
     from numba.cuda.core import config
@@ -146,13 +165,7 @@ def simulate(path: str) -> None:
             host = np.full(shape, 7, dtype)
             structured_case(HostCudaArray(host), label)
             filled[f"structured-{label}-{np.dtype(dtype).name}"] = host.view(np.uint8)
-    errors = {}
-    for label, call in _bad_inputs():
-        try:
-            call()
-            errors[label] = None
-        except Exception as e:  # recorded for the parent to check
-            errors[label] = [type(e).__name__, str(e)]
+    errors = record_errors(_bad_inputs())
     np.savez(path + ".npz", **filled)
     with open(path + ".json", "w") as f:
         json.dump(errors, f)
@@ -217,9 +230,7 @@ def test_large_boxes_cross_a_counter_word(box, crossed):
     ("box", ValueError, "lies outside global_shape (4, 5)"),
 ])
 def test_simulated_bad_input(simulated, label, error, match):
-    recorded = simulated[1][label]
-    assert recorded is not None, f"{label}: no error"
-    assert recorded[0] == error.__name__ and match in recorded[1], recorded
+    assert_recorded(simulated[1][label], label, error, match)
 
 
 def test_import_stays_cpu_only():

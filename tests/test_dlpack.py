@@ -28,6 +28,7 @@ from fastinit import _dlpack
 
 jax = pytest.importorskip("jax")
 pytest.importorskip("numba_cuda")
+from test_cuda import _child, assert_recorded, record_errors  # noqa: E402
 
 
 class HostMemory:
@@ -177,8 +178,6 @@ def test_a_torch_meta_tensor_gets_the_numpy_api_error():
 
 def test_a_process_exits_cleanly_holding_exported_tensors():
     # JAX and NumPy arrays over exported tensors, and a capsule nobody consumed, alive until exit
-    from test_cuda import _child
-
     run = _child(textwrap.dedent(f"""
         import sys
         sys.path.insert(0, {os.path.dirname(__file__)!r})
@@ -221,17 +220,6 @@ class CopyingNumPy(RelabelledNumPy):
         return capsule
 
 
-def _errors(calls) -> dict:
-    errors = {}
-    for label, call in calls:
-        try:
-            call()
-            errors[label] = None
-        except Exception as e:  # recorded for the parent to check
-            errors[label] = [type(e).__name__, str(e)]
-    return errors
-
-
 def _spy_on_the_gpu_path(fij) -> list:
     """fastinit.jax taking the simulator's device memory (host memory) for its GPU's: JAX's CPU
     devices import it (unless fastinit.jax has turned its GPU path off); returns the list of devices
@@ -262,7 +250,7 @@ def simulate(path: str) -> None:
     filled["constant"] = host
     read_only = np.zeros(4, np.float32)
     read_only.flags.writeable = False
-    errors = _errors([
+    errors = record_errors([
         ("read-only", lambda: fi.normal_(RelabelledNumPy(read_only, True), seed=0)),
         ("strided", lambda: fi.normal_(RelabelledNumPy(np.zeros((4, 6), np.float32)[:, ::2], False), seed=0)),
         ("capsule on the CPU", lambda: fi.normal_(RelabelledNumPy(np.zeros(4, np.float32), False, _dlpack.CPU),
@@ -316,8 +304,6 @@ def simulate_sharded(path: str) -> None:
 
 
 def _simulated(tmp_path_factory, mode: str, devices: int):
-    from test_cuda import _child
-
     path = str(tmp_path_factory.mktemp("dlpack") / "out")
     run = _child([__file__, path, mode], env={"NUMBA_ENABLE_CUDASIM": "1", "NUMBA_DISABLE_JIT": "1",
                                               "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"})
@@ -355,9 +341,7 @@ def test_simulated_constant_through_dlpack(simulated):
     ("no data", ValueError, "no data pointer"),
 ])
 def test_simulated_bad_dlpack_input(simulated, label, error, match):
-    recorded = simulated[1][label]
-    assert recorded is not None, f"{label}: no error"
-    assert recorded[0] == error.__name__ and match in recorded[1], recorded
+    assert_recorded(simulated[1][label], label, error, match)
 
 
 @pytest.mark.parametrize("factory, args, shape, dtype", JAX_CASES, ids=[c[0] for c in JAX_CASES])

@@ -459,8 +459,11 @@ def box_filler(fill: int, store: int, parallel: bool = True):
         per_row = (row_len + chunk - 1) // chunk
         n_tasks = n_rows * per_row
         next_task = np.zeros(1, np.int64)
-        # ``parallel`` is a closure constant, so the two variants have distinct cache entries
-        for _worker in prange(min(workers if parallel else 1, n_tasks)):
+        # ``parallel`` is a closure constant, so the two variants have distinct cache entries. It
+        # stays out of the ``prange`` call: a conditional expression there leaves Numba's parfor
+        # pass a plain serial loop, without a warning
+        n_workers = min(workers, n_tasks) if parallel else 1
+        for _worker in prange(n_workers):
             t = claim_next(next_task)
             while t < n_tasks:
                 row = t // per_row

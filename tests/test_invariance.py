@@ -90,6 +90,42 @@ def test_workers_fill_every_task_as_the_serial_loop(workers):
     assert_bits_equal(out, serial)
 
 
+def test_the_parallel_driver_compiles_its_worker_loop_to_a_parallel_loop():
+    # Numba turns a ``prange`` it cannot convert into a plain serial loop without a warning (it
+    # did, for a conditional expression in the call): the driver's own source, compiled fresh with
+    # the parallel options (a cached kernel keeps no diagnostics), must report its ``prange`` loop
+    source = _kernels.box_filler(_kernels.BITS, _kernels.U32, True).py_func
+    driver = numba.njit(parallel=True, error_model="numpy")(source)
+    k = tuple(np.uint32(w) for w in fi.key(3, "parfor"))
+    one_row = np.array([1], np.int64), np.array([0], np.int64)
+    out = np.empty(64, np.uint32)
+    driver(out, *one_row, 0, 64, 16, 2, *k, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+    diagnostics = driver.overloads[driver.signatures[0]].metadata["parfor_diagnostics"]
+    patterns = [pattern for parfor in diagnostics.initial_parfors for pattern in parfor.patterns]
+    assert any(pattern[0] == "prange" for pattern in patterns), patterns
+    assert_bits_equal(out, fi.random_bits_(np.empty(64, np.uint32), seed=3, name="parfor"))
+
+
+_BUSY_THREADS_SCRIPT = """
+import time, numpy as np, fastinit as fi
+out = np.empty(2**24, np.float32)
+fi.trunc_normal_(out, seed=1)
+best = 0.0
+for _ in range(8):
+    wall, cpu = time.perf_counter(), time.process_time()
+    fi.trunc_normal_(out, seed=1)
+    best = max(best, (time.process_time() - cpu) / (time.perf_counter() - wall))
+print(best)
+"""
+
+
+def test_a_large_fill_keeps_two_threads_busy():
+    # CPU time over wall time of a 2**24-element fill (about 30 ms a thread): about 1 when the
+    # fill runs on one thread, about 2 on two; the best of 8 rounds, so a busy machine passes too
+    busy = float(run_python(_BUSY_THREADS_SCRIPT, NUMBA_NUM_THREADS=2))
+    assert busy > 1.4, f"CPU time / wall time {busy:.2f}: the fill did not run on two threads"
+
+
 def test_claim_next_hands_out_each_number_once():
     # two workers racing for 200000 numbers: a plain load-add-store would repeat or skip some
     @numba.njit(parallel=True)

@@ -206,3 +206,18 @@ def test_compile_and_cold_start_times(benchmark, tmp_path):
               f"whole process (interpreter start and exit included) {process_s:.2f} s "
               f"[{min(t[2] for t in times):.2f}-{max(t[2] for t in times):.2f}]")
     benchmark.pedantic(lambda: None, rounds=1)
+
+
+SMALL_CALLS = {  # the cost of a call, where the fill itself is negligible
+    "normal_ 64 float32": lambda: fi.normal_(np.empty(64, np.float32), seed=0, name="w"),
+    "trunc_normal_ 64 float32": lambda: fi.trunc_normal_(np.empty(64, np.float32), seed=0, name="w"),
+    "kaiming_uniform_ 8x8": lambda: fi.kaiming_uniform_(np.empty((8, 8), np.float32), seed=0, name="w"),
+}
+
+
+@pytest.mark.parametrize("call", list(SMALL_CALLS))
+def test_small_call(benchmark, call):
+    """Microseconds per call for tiny tensors (run on the calling thread; the target is <= 50 us)."""
+    benchmark.group = "small calls"
+    benchmark.extra_info.update(fill=call)
+    benchmark.pedantic(SMALL_CALLS[call], rounds=2000, warmup_rounds=100)

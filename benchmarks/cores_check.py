@@ -10,7 +10,9 @@ Sections:
    elements, beside a parallel constant fill of the same array (the memory-bandwidth ceiling), with
    1, 2, 4, ... threads; best of 5 calls, the thread counts interleaved round by round;
 2. ``checkpoint``: ``fastinit generate`` of the bundled default (2.3 GiB of bfloat16) to a local
-   disk with ``--threads N``, each beside a ``dd conv=fsync`` of the same size on the same disk.
+   disk with ``--threads N``, each run just after a ``dd conv=fsync`` of the same size on the same
+   disk; a run's time is the whole process's, with its 0.3-0.5 s of start-up (interpreter, import,
+   kernels loaded from the cache).
 
 The targets: ``normal_`` at least 12x its one-thread speed at 16 threads, and ``uniform_`` at
 least half the constant fill's speed at every thread count. Values never depend on the thread
@@ -72,7 +74,7 @@ def fills(counts: list[int], log2: int, rounds: int = 5) -> dict:
             for kind, call in kinds.items():
                 best[kind, t] = min(best[kind, t], _seconds(call))
                 if kind in digests and r == 0:
-                    digests[kind].add(hashlib.sha256(out.tobytes()).hexdigest())
+                    digests[kind].add(hashlib.sha256(out).hexdigest())
     rows = []
     for kind in kinds:
         for t in counts:

@@ -73,7 +73,8 @@ def parallel_jit(func):
 
 
 def set_num_threads(n: int) -> None:
-    """Use ``n`` threads for fills (at most ``NUMBA_NUM_THREADS``, fixed when Numba starts)."""
+    """Use ``n`` threads for the fills this Python thread calls (at most ``NUMBA_NUM_THREADS``,
+    fixed when Numba starts); fills from other threads keep their own count, as in Numba."""
     numba.set_num_threads(n)
 
 

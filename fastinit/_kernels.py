@@ -458,7 +458,8 @@ def box_filler(fill: int, store: int, parallel: bool = True):
         n_rows = out.size // row_len
         per_row = (row_len + chunk - 1) // chunk
         n_tasks = n_rows * per_row
-        next_task = np.zeros(1, np.int64)
+        next_task = np.empty(1, np.int64)  # not np.zeros: that is a parallel loop of its own
+        next_task[0] = 0
         # ``parallel`` is a closure constant, so the two variants have distinct cache entries. It
         # stays out of the ``prange`` call: a conditional expression there leaves Numba's parfor
         # pass a plain serial loop, without a warning

@@ -31,9 +31,11 @@ def _chunk(row_len: int) -> int:
     return max(1 << 14, min(1 << 18, -(-row_len // (8 * get_num_threads())))) // 4 * 4
 
 
-#: below this many elements a fill runs on the calling thread: a parallel launch (waking the
-#: workers) costs about 100 us, a serial fill of 2**15 elements about as much
-SERIAL_BELOW = 1 << 15
+#: below this many elements a fill runs on the calling thread. Waking the workers of a parallel
+#: launch costs 30-50 us on the development machine (2 cores); a serial float32 fill of 2**16
+#: elements takes 21 us (uniform_), 33 us (normal_) and 117 us (trunc_normal_), so below 2**16
+#: the serial fill is faster or about as fast for every fill (docs/performance.md, "Small calls")
+SERIAL_BELOW = 1 << 16
 
 
 def launch(target: Target, fill: int, k: tuple, params: Sequence[float]) -> None:
@@ -41,8 +43,13 @@ def launch(target: Target, fill: int, k: tuple, params: Sequence[float]) -> None
     if target.size == 0:
         return
     p = _kernels.kernel_params(params)
-    kernel = _kernels.box_filler(fill, target.storage, target.size >= SERIAL_BELOW)
+    parallel = target.size >= SERIAL_BELOW
+    kernel = _kernels.box_filler(fill, target.storage, parallel)
     advise_huge_pages(target.flat)  # opt-in: fresh memory faults in 2 MiB at a time (fastinit._memory)
-    with _LAUNCH_LOCK:
-        kernel(target.flat, target.lead_shape, target.lead_strides, target.base, target.row_len,
-               _chunk(target.row_len), get_num_threads(), k[0], k[1], *p)
+    args = (target.flat, target.lead_shape, target.lead_strides, target.base, target.row_len,
+            _chunk(target.row_len), get_num_threads(), k[0], k[1], *p)
+    if parallel:
+        with _LAUNCH_LOCK:
+            kernel(*args)
+    else:  # the serial kernel runs on the calling thread and never enters the threading layer
+        kernel(*args)

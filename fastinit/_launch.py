@@ -32,7 +32,7 @@ def _chunk(row_len: int) -> int:
 
 
 #: below this many elements a fill runs on the calling thread. Waking the workers of a parallel
-#: launch costs 30-50 us on the development machine (2 cores); a serial float32 fill of 2**16
+#: launch costs 30-90 us on the development machine (2 cores); a serial float32 fill of 2**16
 #: elements takes 21 us (uniform_), 33 us (normal_) and 117 us (trunc_normal_), so below 2**16
 #: the serial fill is faster or about as fast for every fill (docs/performance.md, "Small calls")
 SERIAL_BELOW = 1 << 16

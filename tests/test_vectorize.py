@@ -11,6 +11,7 @@ whole. A control build with LLVM's vectorizers turned off holds no packed arithm
 can fail.
 """
 
+import os
 import platform
 import re
 import subprocess
@@ -19,6 +20,7 @@ import sys
 import numba
 import numpy as np
 import pytest
+from conftest import ROOT
 
 from fastinit import _convert, _kernels
 from fastinit._jit import JIT_DISABLED
@@ -135,12 +137,8 @@ print(packed_arithmetic(loop))
 
 
 def test_the_count_reads_zero_without_the_vectorizers():
-    from conftest import ROOT
-
     env = {"NUMBA_LOOP_VECTORIZE": "0", "NUMBA_SLP_VECTORIZE": "0",
-           "PYTHONPATH": f"{ROOT / 'tests'}:{ROOT}"}
-    import os
-
+           "PYTHONPATH": os.pathsep.join([str(ROOT / "tests"), str(ROOT)])}
     done = subprocess.run([sys.executable, "-c", _CONTROL], capture_output=True, text=True, timeout=300,
                           env={**os.environ, **env})
     assert done.returncode == 0, done.stderr[-3000:]

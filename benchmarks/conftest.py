@@ -28,9 +28,10 @@ def timed_run(argv: list[str]) -> tuple[float, int]:
 
 
 def rounds_against_dd(tmp_path: Path, generate: list[str], out: Path, nbytes: int, count: int = 3) -> list[dict]:
-    """``count`` rounds of ``dd bs=16M conv=fsync`` of ``nbytes`` then ``generate`` (writing ``out``) on
-    the same disk, back to back (a virtual disk's speed varies from minute to minute: each ratio is of
-    a pair): each round's seconds (dd scaled to the written size), the bytes written and the peak RSS."""
+    """``count`` rounds of ``dd bs=16M conv=fsync`` of ``nbytes`` then ``generate`` (writing ``out``, a
+    file or a directory, removed after each round) on the same disk, back to back (a virtual disk's
+    speed varies from minute to minute: each ratio is of a pair): each round's seconds (dd scaled to
+    the written size), the bytes written and the peak RSS."""
     rounds = []
     blocks = -(-nbytes // (16 << 20))
     for _ in range(count):
@@ -38,10 +39,11 @@ def rounds_against_dd(tmp_path: Path, generate: list[str], out: Path, nbytes: in
                              "conv=fsync"])
         os.remove(tmp_path / "dd.bin")
         ours_s, rss = timed_run(generate)
-        written = sum(f.stat().st_size for f in out.iterdir())
+        files = [out] if out.is_file() else list(out.iterdir())
+        written = sum(f.stat().st_size for f in files)
         rounds.append({"bytes": written, "dd_s": dd_s * written / (blocks * (16 << 20)), "generate_s": ours_s,
-                       "peak_rss_mib": rss / 1024, "files": len(os.listdir(out))})
-        shutil.rmtree(out)
+                       "peak_rss_mib": rss / 1024, "files": len(files)})
+        os.remove(out) if out.is_file() else shutil.rmtree(out)
     return rounds
 
 

@@ -25,13 +25,15 @@ import argparse
 import hashlib
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 import numba
 import numpy as np
+from conftest import rounds_against_dd, timed_run  # benchmarks/, the script's own directory
+from test_fills import _constant_fill
 
 import fastinit as fi
 
@@ -40,12 +42,6 @@ FILLS = {
     "normal": lambda out: fi.normal_(out, 0.0, 1.0, seed=0, name="cores"),
     "trunc_normal": lambda out: fi.trunc_normal_(out, 0.0, 1.0, -2.0, 2.0, seed=0, name="cores"),
 }
-
-
-@numba.njit(parallel=True)
-def _constant_fill(out, value):
-    for i in numba.prange(out.size):
-        out[i] = value
 
 
 def _seconds(call) -> float:
@@ -84,26 +80,18 @@ def fills(counts: list[int], log2: int, rounds: int = 5) -> dict:
     return {"elements": out.size, "rows": rows, "same_bits_at_every_count": all(len(d) == 1 for d in digests.values())}
 
 
-def _run(argv: list[str]) -> float:
-    t0 = time.perf_counter()
-    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
-    return time.perf_counter() - t0
-
-
 def checkpoint(counts: list[int], where: str) -> dict:
     rows = []
     with tempfile.TemporaryDirectory(dir=where) as tmp:
-        path = os.path.join(tmp, "llama-1b.safetensors")
-        generate = [sys.executable, "-m", "fastinit", "generate", "--out", path, "--quiet", "--overwrite"]
-        _run([*generate, "--threads", str(counts[-1])])  # compile or load the kernels
-        nbytes = os.path.getsize(path)
+        path = Path(tmp) / "llama-1b.safetensors"
+        generate = [sys.executable, "-m", "fastinit", "generate", "--out", str(path), "--quiet"]
+        timed_run([*generate, "--threads", str(counts[-1])])  # compile or load the kernels; the size
+        nbytes = path.stat().st_size
+        path.unlink()
         for t in counts:
-            dd_s = _run(["dd", "if=/dev/zero", f"of={os.path.join(tmp, 'dd.bin')}", "bs=16M",
-                         f"count={-(-nbytes // (16 << 20))}", "conv=fsync", "status=none"])
-            os.remove(os.path.join(tmp, "dd.bin"))
-            seconds = _run([*generate, "--threads", str(t)])
-            rows.append({"threads": t, "seconds": seconds, "GB_per_s": nbytes / seconds / 1e9,
-                         "dd_GB_per_s": nbytes / dd_s / 1e9})
+            (pair,) = rounds_against_dd(Path(tmp), [*generate, "--threads", str(t)], path, nbytes, count=1)
+            rows.append({"threads": t, "seconds": pair["generate_s"], "GB_per_s": nbytes / pair["generate_s"] / 1e9,
+                         "dd_GB_per_s": nbytes / pair["dd_s"] / 1e9, "peak_rss_mib": pair["peak_rss_mib"]})
     return {"bytes": nbytes, "rows": rows}
 
 

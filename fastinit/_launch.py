@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from collections.abc import Sequence
@@ -46,10 +47,7 @@ def launch(target: Target, fill: int, k: tuple, params: Sequence[float]) -> None
     parallel = target.size >= SERIAL_BELOW
     kernel = _kernels.box_filler(fill, target.storage, parallel)
     advise_huge_pages(target.flat)  # opt-in: fresh memory faults in 2 MiB at a time (fastinit._memory)
-    args = (target.flat, target.lead_shape, target.lead_strides, target.base, target.row_len,
-            _chunk(target.row_len), get_num_threads(), k[0], k[1], *p)
-    if parallel:
-        with _LAUNCH_LOCK:
-            kernel(*args)
-    else:  # the serial kernel runs on the calling thread and never enters the threading layer
-        kernel(*args)
+    # the serial kernel runs on the calling thread and never enters the threading layer
+    with _LAUNCH_LOCK if parallel else contextlib.nullcontext():
+        kernel(target.flat, target.lead_shape, target.lead_strides, target.base, target.row_len,
+               _chunk(target.row_len), get_num_threads(), k[0], k[1], *p)

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 import fastinit as fi
 from fastinit import _kernels, _launch
-from fastinit._jit import claim_next
+from fastinit._jit import JIT_OPTIONS, claim_next
 
 CASES = sorted(FLOAT_CASES)
 
@@ -97,7 +97,7 @@ def test_the_parallel_driver_compiles_its_worker_loop_to_a_parallel_loop():
     # the parallel options (a cached kernel keeps no diagnostics), must report its ``prange`` loop
     # as its one parallel loop
     source = _kernels.box_filler(_kernels.BITS, _kernels.U32, True).py_func
-    driver = numba.njit(parallel=True, error_model="numpy")(source)
+    driver = numba.njit(parallel=True, **{**JIT_OPTIONS, "cache": False})(source)
     k = tuple(np.uint32(w) for w in fi.key(3, "parfor"))
     one_row = np.array([1], np.int64), np.array([0], np.int64)
     out = np.empty(64, np.uint32)

@@ -23,7 +23,7 @@ import pytest
 from conftest import ROOT
 
 from fastinit import _convert, _kernels
-from fastinit._jit import JIT_DISABLED
+from fastinit._jit import JIT_DISABLED, JIT_OPTIONS
 
 pytestmark = pytest.mark.skipif(JIT_DISABLED or platform.machine().lower() not in ("x86_64", "amd64"),
                                 reason="reads x86-64 assembly of jitted code")
@@ -46,7 +46,7 @@ def libm_calls(dispatcher) -> list[str]:
 
 def fresh(func):
     """``func`` compiled anew with fastinit's options (no cache: cached code cannot be inspected)."""
-    return numba.njit(error_model="numpy")(func)
+    return numba.njit(**{**JIT_OPTIONS, "cache": False})(func)
 
 
 def _radius_reduced(w, r, e):
